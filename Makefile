@@ -1,0 +1,37 @@
+# Every target installs what it needs: a machine with only python3 + pip is enough.
+SHELL := /bin/bash
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+PYTEST_ARGS ?=
+
+.PHONY: uv install check test test-cov test-slow demo dev bench clean
+
+uv:
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
+		python3 -m pip install --quiet uv || \
+		python3 -m pip install --quiet --user --break-system-packages uv
+
+install: uv
+	@$(UV) sync --frozen --quiet
+
+check: install
+	$(UV) run ruff check .
+	$(UV) run ruff format --check .
+	$(UV) run mypy event_assets event_assets_tests benchmarks
+
+test: install
+	$(UV) run pytest $(PYTEST_ARGS)
+
+test-cov: install
+	$(UV) run pytest --cov=event_assets --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+
+test-slow: install
+	$(UV) run pytest -m slow $(PYTEST_ARGS)
+
+demo: install
+	$(UV) run python -m event_assets.dev.run_demo
+
+bench: install
+	$(UV) run python -m benchmarks
+
+clean:
+	rm -rf .data .dagster_home .pytest_cache .mypy_cache .ruff_cache

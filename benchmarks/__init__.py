@@ -1,0 +1,1 @@
+"""Benchmarks: not tests. `uv run python -m benchmarks --help`."""

@@ -1,0 +1,249 @@
+"""Measure end-to-end ingestion and the dedup-write against references in the same run.
+
+    uv run python -m benchmarks                 # full size (see BENCHMARKS.md)
+    uv run python -m benchmarks --small         # seconds, for a smoke test
+
+Each figure is the median of --repeats runs (min-max shown). Dedup-write and its
+plain-append reference each run in a fresh subprocess so peak RSS is theirs alone.
+The emulator runs in its own process so it does not share the GIL with ingestion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import platform
+import resource
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+DAY = date(2026, 1, 15)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _synthetic_rows(start: int, count: int, *, day: date = DAY) -> pa.Table:
+    from event_assets.events.schema import EVENTS_TABLE_SCHEMA
+
+    when = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+    ids = [hashlib.sha256(b"bench-%d" % i).hexdigest() for i in range(start, start + count)]
+    n = len(ids)
+    return pa.table(
+        {
+            "event_id": ids,
+            "event_date": pa.array([day] * n, pa.date32()),
+            "event_time": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
+            "message_id": [str(i) for i in range(start, start + count)],
+            "publish_time": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
+            "ce_id": [None] * n,
+            "ce_source": [None] * n,
+            "ce_type": [None] * n,
+            "ce_subject": [None] * n,
+            "ce_specversion": [None] * n,
+            "ce_datacontenttype": [None] * n,
+            "attributes": ["{}"] * n,
+            "data": [f'{{"customer": "c-{i % 977}", "i": {i}, "total": {i % 5000}}}' for i in ids],
+            "ingested_at": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
+            "batch_id": ["bench"] * n,
+        },
+        schema=EVENTS_TABLE_SCHEMA,
+    )
+
+
+def _stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+
+def bench_end_to_end(events: int, repeats: int) -> dict[str, Any]:
+    """Publish to the emulator, then time `ingest --once` (pull, decode, land, ack, merge)."""
+    from event_assets.demo import demo_messages
+    from event_assets.ingest import ingest
+    from event_assets.pubsub.client import ensure_topic_and_subscription, publish
+    from event_assets.settings import load_settings
+
+    rates: list[float] = []
+    publish_rates: list[float] = []
+    for run in range(repeats):
+        port = _free_port()
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "event_assets.cli", "emulator", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert emulator.stdout is not None
+            emulator.stdout.readline()  # "listening on ..." once ready
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = load_settings(
+                    LAKE_URI=f"{tmp}/lake",
+                    PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
+                    PUBSUB_TOPIC=f"bench-{run}",
+                    PUBSUB_SUBSCRIPTION=f"bench-{run}-sub",
+                    PULL_MAX_MESSAGES=max(events, 1),
+                    PULL_TIMEOUT_SECONDS=120,
+                )
+                ensure_topic_and_subscription(settings)
+                messages = list(demo_messages(events, offset=run * events))
+                started = time.perf_counter()
+                publish(settings, messages)
+                publish_rates.append(events / (time.perf_counter() - started))
+                started = time.perf_counter()
+                summary = ingest(settings, once=True)
+                elapsed = time.perf_counter() - started
+                assert summary.inserted == events, summary
+                rates.append(events / elapsed)
+        finally:
+            emulator.terminate()
+            emulator.wait(timeout=30)
+    return {"events": events, "events_per_s": _stats(rates), "publish_per_s": _stats(publish_rates)}
+
+
+def _child(mode: str, uri: str, batch: int, partition_rows: int) -> None:
+    """Run one write in this fresh process; print seconds and peak RSS as JSON."""
+    from deltalake import write_deltalake
+
+    from event_assets.storage.lake import Lake
+    from event_assets.storage.tables import events_target
+
+    # Half the batch already in the partition, half new: the realistic redelivery mix.
+    rows = _synthetic_rows(partition_rows - batch // 2, batch)
+    started = time.perf_counter()
+    if mode == "append":
+        write_deltalake(uri, rows, mode="append", partition_by=["event_date"])
+    else:
+        from event_assets.storage.delta import dedup_write
+
+        target = events_target(Lake.from_uri(str(Path(uri).parent)))
+        result = dedup_write(target, rows, partition=DAY.isoformat())
+        assert result.inserted == batch - batch // 2, result
+    seconds = time.perf_counter() - started
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_bytes": rss}))
+
+
+def _build_partition(uri: str, rows: int) -> None:
+    from deltalake import write_deltalake
+
+    step = 1_000_000
+    for start in range(0, rows, step):
+        write_deltalake(
+            uri,
+            _synthetic_rows(start, min(step, rows - start)),
+            mode="append",
+            partition_by=["event_date"],
+        )
+
+
+def bench_dedup_write(partition_rows: int, batch: int, repeats: int) -> dict[str, Any]:
+    """Dedup-write `batch` rows (half new) into a `partition_rows` partition vs plain append."""
+    figures: dict[str, dict[str, list[float]]] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base" / "events"
+        _build_partition(str(base), partition_rows)
+        for mode in ("append", "dedup_write"):
+            secs: list[float] = []
+            rss: list[float] = []
+            for i in range(repeats):
+                work = Path(tmp) / f"{mode}-{i}" / "events"
+                shutil.copytree(base, work)
+                out = subprocess.run(
+                    [
+                        sys.executable,
+                        "-m",
+                        "benchmarks",
+                        "--child",
+                        mode,
+                        str(work),
+                        str(batch),
+                        str(partition_rows),
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                secs.append(result["seconds"])
+                rss.append(result["peak_rss_bytes"] / 2**30)
+            figures[mode] = {"seconds": secs, "peak_rss_gib": rss}
+    append_s = statistics.median(figures["append"]["seconds"])
+    dedup_s = statistics.median(figures["dedup_write"]["seconds"])
+    return {
+        "partition_rows": partition_rows,
+        "batch": batch,
+        "append_seconds": _stats(figures["append"]["seconds"]),
+        "dedup_write_seconds": _stats(figures["dedup_write"]["seconds"]),
+        "dedup_write_peak_rss_gib": _stats(figures["dedup_write"]["peak_rss_gib"]),
+        "append_peak_rss_gib": _stats(figures["append"]["peak_rss_gib"]),
+        "dedup_over_append": dedup_s / append_s,
+    }
+
+
+def _print_table(results: dict[str, Any]) -> None:
+    e2e = results["end_to_end"]
+    dw = results["dedup_write"]
+
+    def fmt(s: dict[str, float], unit: str = "") -> str:
+        return f"{s['median']:.2f}{unit} ({s['min']:.2f}-{s['max']:.2f})"
+
+    print(f"{'figure':<48} {'median (min-max)':>30}")
+    label = f"end to end events/s ({e2e['events']} events)"
+    print(f"{label:<48} {fmt(e2e['events_per_s']):>30}")
+    print(f"{'publish events/s':<48} {fmt(e2e['publish_per_s']):>30}")
+    label = f"dedup-write {dw['batch']} into {dw['partition_rows']} rows"
+    print(f"{label + ' (s)':<48} {fmt(dw['dedup_write_seconds']):>30}")
+    print(f"{'plain append of the same batch (s)':<48} {fmt(dw['append_seconds']):>30}")
+    print(f"{'dedup-write / append':<48} {dw['dedup_over_append']:>30.2f}")
+    print(f"{'dedup-write peak RSS (GiB)':<48} {fmt(dw['dedup_write_peak_rss_gib']):>30}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks")
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--partition-rows", type=int, default=5_000_000)
+    parser.add_argument("--batch", type=int, default=100_000)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        mode, uri, batch, partition_rows = args.child
+        _child(mode, uri, int(batch), int(partition_rows))
+        return 0
+    if args.small:
+        args.events, args.partition_rows, args.batch, args.repeats = 2_000, 20_000, 2_000, 1
+    results = {
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+        },
+        "end_to_end": bench_end_to_end(args.events, args.repeats),
+        "dedup_write": bench_dedup_write(args.partition_rows, args.batch, args.repeats),
+    }
+    _print_table(results)
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(results, indent=2))
+    print(f"\nwritten {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

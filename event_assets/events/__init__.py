@@ -1,0 +1,52 @@
+"""Pure event domain: decoding Pub/Sub messages, the event identity rule, table schemas.
+
+No Dagster and no I/O here, so the rules can be read and tested on their own.
+"""
+
+from event_assets.events.decode import (
+    ENVELOPE_ID_PREFIX,
+    MAX_JSON_DEPTH,
+    DecodedBatch,
+    DecodedEvent,
+    PulledMessage,
+    QuarantineRecord,
+    ReasonCode,
+    decode_batch,
+    decode_message,
+    decode_push_envelope,
+    events_to_table,
+    parse_rfc3339,
+    quarantine_to_table,
+)
+from event_assets.events.identity import canonical_json, event_id_of, event_id_of_canonical
+from event_assets.events.schema import (
+    EVENT_COLUMNS_SCHEMA,
+    EVENTS_TABLE_SCHEMA,
+    QUARANTINE_COLUMNS_SCHEMA,
+    QUARANTINE_TABLE_SCHEMA,
+    REQUIRED_EVENT_COLUMNS,
+)
+
+__all__ = [
+    "ENVELOPE_ID_PREFIX",
+    "EVENTS_TABLE_SCHEMA",
+    "EVENT_COLUMNS_SCHEMA",
+    "MAX_JSON_DEPTH",
+    "QUARANTINE_COLUMNS_SCHEMA",
+    "QUARANTINE_TABLE_SCHEMA",
+    "REQUIRED_EVENT_COLUMNS",
+    "DecodedBatch",
+    "DecodedEvent",
+    "PulledMessage",
+    "QuarantineRecord",
+    "ReasonCode",
+    "canonical_json",
+    "decode_batch",
+    "decode_message",
+    "decode_push_envelope",
+    "event_id_of",
+    "event_id_of_canonical",
+    "events_to_table",
+    "parse_rfc3339",
+    "quarantine_to_table",
+]

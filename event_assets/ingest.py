@@ -1,0 +1,252 @@
+"""The ingestion steps, as plain functions the CLI and the Dagster layer both call.
+
+`pull_round`: pull a bounded round, decode, land good events, quarantine bad
+ones, and only then ack. `merge_partition`: dedup-write landing batches of one
+day into `events` and mark them merged. `ingest`: the CLI loop of both, which
+first merges any batch a crashed process landed but never merged.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+
+from event_assets.events.decode import PulledMessage, decode_batch
+from event_assets.faults import checkpoint
+from event_assets.pubsub.client import Subscription
+from event_assets.settings import Settings
+from event_assets.storage.delta import WriteResult, dedup_write
+from event_assets.storage.lake import Lake
+from event_assets.storage.landing import (
+    LandedBatch,
+    list_batches,
+    mark_merged,
+    parse_batch_path,
+    pending_batches,
+    read_batches,
+)
+from event_assets.storage.landing import land_batch as _land_batch
+from event_assets.storage.tables import events_target, quarantine_target
+
+MERGE_CHUNK_BATCHES = 20
+
+
+def lake_of(settings: Settings) -> Lake:
+    return Lake.from_uri(settings.LAKE_URI, google_service_account=settings.GOOGLE_SERVICE_ACCOUNT)
+
+
+@dataclass
+class LandResult:
+    """One pull round: what came in and where it went."""
+
+    pulled: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    batches: list[LandedBatch] = field(default_factory=list)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    def by_partition(self) -> dict[date, list[str]]:
+        grouped: dict[date, list[str]] = defaultdict(list)
+        for batch in self.batches:
+            grouped[batch.partition].append(batch.path)
+        return dict(sorted(grouped.items()))
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    """One partition's dedup-write of landing batches."""
+
+    partition: date
+    batches: int
+    rows_read: int
+    inserted: int
+    duplicates: int
+    version: int
+    files_added: int
+    bytes_added: int
+    seconds: float
+    attempts: int
+    repaired: int
+    table_uri: str
+
+
+def partition_range(settings: Settings, now: datetime | None = None) -> tuple[date, date]:
+    """Dates that have a partition: from the configured start to today (UTC)."""
+    today = (now or datetime.now(UTC)).date()
+    return settings.PARTITIONS_START_DATE, today
+
+
+def pull_round(
+    settings: Settings, subscription: Subscription, lake: Lake, *, now: datetime | None = None
+) -> LandResult:
+    """Pull up to the round's count/time budget, land or quarantine, then ack.
+
+    Nothing is acked before it is durable: a crash anywhere here means redelivery.
+    """
+    deadline = time.monotonic() + settings.PULL_TIMEOUT_SECONDS
+    ack_ids: list[str] = []
+    messages: list[PulledMessage] = []
+    while len(messages) < settings.PULL_MAX_MESSAGES:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            break
+        want = min(settings.PULL_BATCH_SIZE, settings.PULL_MAX_MESSAGES - len(messages))
+        pulled = subscription.pull(want, timeout=min(remaining, 5.0))
+        if not pulled.messages:
+            break
+        ack_ids.extend(pulled.ack_ids)
+        messages.extend(pulled.messages)
+    result = LandResult(pulled=len(messages))
+    if not messages:
+        return result
+    checkpoint("after_pull")
+    earliest, latest = partition_range(settings, now)
+    decoded = decode_batch(
+        messages, max_bytes=settings.MAX_MESSAGE_BYTES, earliest_date=earliest, latest_date=latest
+    )
+    result.batches = _land_batch(lake, decoded.events, now=now)
+    result.landed = decoded.events.num_rows
+    checkpoint("after_landing")
+    if decoded.quarantine.num_rows:
+        write_quarantine(lake, decoded.quarantine, settings=settings, now=now)
+        result.quarantined = decoded.quarantine.num_rows
+        for code in decoded.quarantine["reason_code"].to_pylist():
+            result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + 1
+    checkpoint("before_ack")
+    subscription.acknowledge(ack_ids)
+    checkpoint("after_ack")
+    return result
+
+
+def write_quarantine(
+    lake: Lake, records: pa.Table, *, settings: Settings, now: datetime | None = None
+) -> WriteResult:
+    """Keep bad messages (raw bytes + reason), once per message id."""
+    stamp = now or datetime.now(UTC)
+    table = records.append_column(
+        "quarantined_at", pa.array([stamp] * records.num_rows, pa.timestamp("us", tz="UTC"))
+    )
+    return dedup_write(quarantine_target(lake), table, max_attempts=settings.WRITE_MAX_ATTEMPTS)
+
+
+def merge_partition(
+    settings: Settings, lake: Lake, partition: date, paths: Iterable[str] | None = None
+) -> MergeResult:
+    """Dedup-write landing batches of one day into `events`, then mark them merged.
+
+    `paths=None` re-merges every landing batch of the day (a backfill); merging is
+    idempotent, so any batch may be merged any number of times.
+    """
+    started = time.perf_counter()
+    if paths is None:
+        batch_paths = list_batches(lake, partition)
+    else:
+        batch_paths = list(dict.fromkeys(paths))
+        for path in batch_paths:
+            parse_batch_path(path, partition=partition)
+    target = events_target(lake)
+    totals: defaultdict[str, int] = defaultdict(int)
+    version = -1
+    for chunk in _chunks(batch_paths):
+        rows = read_batches(lake, chunk)
+        written = dedup_write(
+            target, rows, partition=partition.isoformat(), max_attempts=settings.WRITE_MAX_ATTEMPTS
+        )
+        totals["rows_read"] += rows.num_rows
+        for name in (
+            "inserted",
+            "duplicates",
+            "files_added",
+            "bytes_added",
+            "attempts",
+            "repaired",
+        ):
+            totals[name] += getattr(written, name)
+        version = written.version
+        checkpoint("after_commit")
+        mark_merged(lake, chunk)
+    return MergeResult(
+        partition=partition,
+        batches=len(batch_paths),
+        version=version,
+        seconds=round(time.perf_counter() - started, 3),
+        table_uri=target.uri,
+        **totals,
+    )
+
+
+def _chunks(paths: list[str]) -> Iterable[list[str]]:
+    """Group batches so one dedup-write holds a bounded number of rows in memory.
+
+    A batch holds at most one pull round (`PULL_MAX_MESSAGES`, 50k by default), so
+    MERGE_CHUNK_BATCHES batches stay near a million rows.
+    """
+    for start in range(0, len(paths), MERGE_CHUNK_BATCHES):
+        yield paths[start : start + MERGE_CHUNK_BATCHES]
+
+
+@dataclass
+class IngestSummary:
+    """What `event-assets ingest` prints: one JSON line."""
+
+    pulled: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    batches: int = 0
+    recovered_batches: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+
+    def add_merge(self, merged: MergeResult) -> None:
+        self.inserted += merged.inserted
+        self.duplicates += merged.duplicates
+
+
+def recover_pending(settings: Settings, lake: Lake) -> list[MergeResult]:
+    """Merge batches landed (and acked) but never merged, e.g. after a crash."""
+    grouped: dict[date, list[str]] = defaultdict(list)
+    for path in pending_batches(lake):
+        partition, _ = parse_batch_path(path)
+        grouped[partition].append(path)
+    return [merge_partition(settings, lake, day, paths) for day, paths in sorted(grouped.items())]
+
+
+def ingest(
+    settings: Settings,
+    *,
+    once: bool = True,
+    stop: threading.Event | None = None,
+    on_round: Callable[[IngestSummary], None] | None = None,
+) -> IngestSummary:
+    """Drain the subscription into the lake: pull -> decode -> land -> ack -> dedup-write."""
+    started = time.perf_counter()
+    lake = lake_of(settings)
+    stop = stop or threading.Event()
+    summary = IngestSummary()
+    for merged in recover_pending(settings, lake):
+        summary.recovered_batches += merged.batches
+        summary.add_merge(merged)
+    with Subscription(settings) as subscription:
+        while not stop.is_set():
+            landed = pull_round(settings, subscription, lake)
+            summary.rounds += 1
+            summary.pulled += landed.pulled
+            summary.landed += landed.landed
+            summary.quarantined += landed.quarantined
+            summary.batches += len(landed.batches)
+            for partition, paths in landed.by_partition().items():
+                summary.add_merge(merge_partition(settings, lake, partition, paths))
+            if on_round:
+                on_round(summary)
+            if landed.pulled == 0 and once:
+                break
+    summary.seconds = round(time.perf_counter() - started, 3)
+    return summary

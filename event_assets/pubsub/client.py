@@ -1,0 +1,217 @@
+"""A lean Pub/Sub subscriber and a publisher, built on google-cloud-pubsub.
+
+Pulling uses unary Pull + Acknowledge on raw protobuf classes over the client
+library's own channel factory: measured here it drains 25-33k msgs/s, where the
+streaming `subscribe()` API manages 7-8k/s (proto-plus wrapping per message is
+the cost). The channel has no receive limit, as in production, so a pull of many
+large messages is never refused (a refused pull makes its messages poison). With
+`PUBSUB_EMULATOR_HOST` set the same code talks to an emulator over plaintext.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from typing import Any
+
+import grpc
+from google.api_core import exceptions as gexc
+from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+from google.pubsub_v1 import types
+from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+from tenacity import (
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from event_assets.events.decode import PulledMessage
+from event_assets.settings import Settings
+
+PUBSUB_HOST = "pubsub.googleapis.com:443"
+_SCOPES = ("https://www.googleapis.com/auth/pubsub",)
+_CHANNEL_OPTIONS = [
+    ("grpc.max_receive_message_length", -1),
+    ("grpc.max_send_message_length", -1),
+]
+_RETRYABLE = {
+    grpc.StatusCode.UNAVAILABLE,
+    grpc.StatusCode.DEADLINE_EXCEEDED,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+    grpc.StatusCode.ABORTED,
+    grpc.StatusCode.INTERNAL,
+    grpc.StatusCode.UNKNOWN,
+}
+_ACK_CHUNK = 1000
+
+_PullRequest: Any = types.PullRequest.pb()
+_PullResponse: Any = types.PullResponse.pb()
+_AckRequest: Any = types.AcknowledgeRequest.pb()
+_ModAckRequest: Any = types.ModifyAckDeadlineRequest.pb()
+
+
+class PubSubUnavailableError(RuntimeError):
+    """Pub/Sub could not be reached after retries; the message says why."""
+
+
+def _is_retryable(exc: BaseException) -> bool:
+    return isinstance(exc, grpc.RpcError) and exc.code() in _RETRYABLE
+
+
+def make_channel(settings: Settings, *, publisher: bool = False) -> grpc.Channel:
+    """A channel to the emulator (plaintext) or to Pub/Sub (ADC credentials)."""
+    if settings.PUBSUB_EMULATOR_HOST:
+        return grpc.insecure_channel(settings.PUBSUB_EMULATOR_HOST, options=_CHANNEL_OPTIONS)
+    transport = PublisherGrpcTransport if publisher else SubscriberGrpcTransport
+    channel: grpc.Channel = transport.create_channel(
+        PUBSUB_HOST, scopes=_SCOPES, options=_CHANNEL_OPTIONS
+    )
+    return channel
+
+
+@dataclass
+class Pulled:
+    """Messages of one pull with the ack ids that acknowledge them."""
+
+    ack_ids: list[str]
+    messages: list[PulledMessage]
+
+
+class Subscription:
+    """Pull and acknowledge on one subscription, with retries and clear failures."""
+
+    def __init__(self, settings: Settings, *, attempts: int = 5) -> None:
+        from google.protobuf import empty_pb2
+
+        self.path = settings.subscription_path
+        self._channel = make_channel(settings)
+        self._attempts = attempts
+        self._pull = self._channel.unary_unary(
+            "/google.pubsub.v1.Subscriber/Pull",
+            request_serializer=_PullRequest.SerializeToString,
+            response_deserializer=_PullResponse.FromString,
+        )
+        self._ack = self._channel.unary_unary(
+            "/google.pubsub.v1.Subscriber/Acknowledge",
+            request_serializer=_AckRequest.SerializeToString,
+            response_deserializer=empty_pb2.Empty.FromString,
+        )
+        self._modack = self._channel.unary_unary(
+            "/google.pubsub.v1.Subscriber/ModifyAckDeadline",
+            request_serializer=_ModAckRequest.SerializeToString,
+            response_deserializer=empty_pb2.Empty.FromString,
+        )
+
+    def __enter__(self) -> Subscription:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._channel.close()
+
+    def _call(self, what: str, fn: Any, request: Any, timeout: float) -> Any:
+        try:
+            for attempt in Retrying(
+                retry=retry_if_exception(_is_retryable),
+                stop=stop_after_attempt(self._attempts),
+                wait=wait_random_exponential(multiplier=0.2, max=5.0),
+                reraise=True,
+            ):
+                with attempt:
+                    return fn(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            raise PubSubUnavailableError(
+                f"Pub/Sub {what} on {self.path} failed: {exc.code().name}: {exc.details()}"
+            ) from None
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def pull(self, max_messages: int, timeout: float = 5.0) -> Pulled:
+        """One Pull RPC; an empty result means nothing was available within `timeout`."""
+        request = _PullRequest(subscription=self.path, max_messages=max_messages)
+        try:
+            response = self._pull(request, timeout=timeout)
+        except grpc.RpcError as exc:
+            if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                return Pulled([], [])
+            if not _is_retryable(exc):
+                raise PubSubUnavailableError(
+                    f"Pub/Sub pull on {self.path} failed: {exc.code().name}: {exc.details()}"
+                ) from None
+            response = self._call("pull", self._pull, request, timeout)
+        ack_ids: list[str] = []
+        messages: list[PulledMessage] = []
+        for received in response.received_messages:
+            msg = received.message
+            ack_ids.append(received.ack_id)
+            messages.append(
+                PulledMessage(
+                    data=msg.data,
+                    attributes=dict(msg.attributes),
+                    message_id=msg.message_id,
+                    publish_time=msg.publish_time.ToDatetime(tzinfo=UTC),
+                    ordering_key=msg.ordering_key,
+                )
+            )
+        return Pulled(ack_ids, messages)
+
+    def acknowledge(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
+        for start in range(0, len(ack_ids), _ACK_CHUNK):
+            chunk = ack_ids[start : start + _ACK_CHUNK]
+            request = _AckRequest(subscription=self.path, ack_ids=chunk)
+            self._call("acknowledge", self._ack, request, timeout)
+
+    def nack(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
+        """Make messages available again now (ack deadline 0) instead of after expiry."""
+        for start in range(0, len(ack_ids), _ACK_CHUNK):
+            chunk = ack_ids[start : start + _ACK_CHUNK]
+            request = _ModAckRequest(subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0)
+            self._call("modify_ack_deadline", self._modack, request, timeout)
+
+
+def publisher_client(settings: Settings) -> pubsub_v1.PublisherClient:
+    batch = pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=9_000_000, max_latency=0.05)
+    transport = PublisherGrpcTransport(channel=make_channel(settings, publisher=True))
+    return pubsub_v1.PublisherClient(batch_settings=batch, transport=transport)
+
+
+def subscriber_client(settings: Settings) -> pubsub_v1.SubscriberClient:
+    return pubsub_v1.SubscriberClient(
+        transport=SubscriberGrpcTransport(channel=make_channel(settings))
+    )
+
+
+def ensure_topic_and_subscription(settings: Settings) -> None:
+    """Create the topic and subscription if missing (local use; Terraform owns production)."""
+    publisher = publisher_client(settings)
+    subscriber = subscriber_client(settings)
+    try:
+        with contextlib.suppress(gexc.AlreadyExists):
+            publisher.create_topic(name=settings.topic_path)
+        with contextlib.suppress(gexc.AlreadyExists):
+            subscriber.create_subscription(
+                name=settings.subscription_path,
+                topic=settings.topic_path,
+                ack_deadline_seconds=settings.ACK_DEADLINE_SECONDS,
+            )
+    finally:
+        subscriber.close()
+        publisher.transport.close()
+
+
+def publish(settings: Settings, messages: Iterable[tuple[bytes, dict[str, str]]]) -> list[str]:
+    """Publish messages and wait for every id; raises on the first failure."""
+    client = publisher_client(settings)
+    try:
+        futures = [
+            client.publish(settings.topic_path, data, **attributes) for data, attributes in messages
+        ]
+        return [f.result(timeout=120) for f in futures]
+    finally:
+        client.stop()
+        client.transport.close()

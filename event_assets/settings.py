@@ -1,0 +1,114 @@
+"""Typed settings, read once from the environment.
+
+Every knob of the project is here, named exactly as its environment variable, so
+the README table, Terraform and the code cannot drift apart. Local and cloud
+differ only in values (`LAKE_URI=./path` vs `gs://...`), never in code paths.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
+class SettingsError(ValueError):
+    """A setting from the environment is invalid; the message is one line naming it."""
+
+
+class Settings(BaseSettings):
+    """Environment-driven configuration (see the README's configuration table)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", frozen=True, env_ignore_empty=True
+    )
+
+    LAKE_URI: str = Field(
+        default="./.data/lake",
+        description="Root of the lake: a local path or gs://bucket/prefix.",
+    )
+    GCP_PROJECT_ID: str = Field(default="local-project", min_length=1)
+    PUBSUB_TOPIC: str = Field(default="events", min_length=1)
+    PUBSUB_SUBSCRIPTION: str = Field(default="events-ingest", min_length=1)
+    PUBSUB_EMULATOR_HOST: str | None = Field(
+        default=None, description="host:port of a Pub/Sub emulator; unset in production."
+    )
+    MAX_MESSAGE_BYTES: PositiveInt = Field(
+        default=1_048_576,
+        description="Payloads larger than this are quarantined (raw bytes kept).",
+    )
+    PULL_MAX_MESSAGES: PositiveInt = Field(
+        default=50_000, description="Most messages one pull round (sensor tick) takes."
+    )
+    PULL_BATCH_SIZE: Annotated[int, Field(gt=0, le=1000)] = Field(
+        default=1000, description="max_messages of one Pull RPC (Pub/Sub caps it at 1000)."
+    )
+    PULL_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = Field(
+        default=10.0, description="Time budget of one pull round."
+    )
+    ACK_DEADLINE_SECONDS: Annotated[int, Field(ge=10, le=600)] = Field(
+        default=120,
+        description="Subscription ack deadline; must exceed the pull round + landing time.",
+    )
+    PARTITIONS_START_DATE: date = Field(
+        default=date(2020, 1, 1), description="First daily partition; older events quarantined."
+    )
+    WRITE_MAX_ATTEMPTS: PositiveInt = Field(
+        default=12, description="Attempts of a Delta commit that conflicts with another writer."
+    )
+    GOOGLE_SERVICE_ACCOUNT: str | None = Field(
+        default=None,
+        description=(
+            "Path to a service-account key file for gs:// (else Application Default "
+            "Credentials). Read by delta-rs and obstore alike."
+        ),
+    )
+
+    @field_validator("LAKE_URI")
+    @classmethod
+    def _lake_uri_scheme(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value:
+            raise ValueError("must not be empty")
+        if "://" in value:
+            scheme, _, rest = value.partition("://")
+            if scheme == "file":
+                return str(Path(rest).resolve())
+            if scheme != "gs" or not rest or rest.startswith("/"):
+                raise ValueError(f"must be a local path or gs://bucket[/prefix], got {value!r}")
+            return value
+        return value
+
+    @field_validator("PUBSUB_EMULATOR_HOST")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit():
+            raise ValueError(f"must be host:port, got {value!r}")
+        return value
+
+    @cached_property
+    def topic_path(self) -> str:
+        return f"projects/{self.GCP_PROJECT_ID}/topics/{self.PUBSUB_TOPIC}"
+
+    @cached_property
+    def subscription_path(self) -> str:
+        return f"projects/{self.GCP_PROJECT_ID}/subscriptions/{self.PUBSUB_SUBSCRIPTION}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment, turning a validation error into one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        name = ".".join(str(part) for part in first["loc"]) or "settings"
+        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None

@@ -1,0 +1,136 @@
+"""The landing zone: the immutable raw log of every accepted event.
+
+A pulled batch is written here, one Parquet object per (partition, batch id),
+before its messages are acked; that makes the ack safe. Objects are written with a
+single put (local: staged file + rename; GCS: one PUT or a completed multipart
+upload), so a reader never sees a partial file. A small marker under `_merged/`
+records that a batch reached the table; a batch without one is pending and is
+merged by the next run, which is how nothing acked is ever lost.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import secrets
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import obstore
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from event_assets.events.schema import EVENTS_TABLE_SCHEMA
+from event_assets.storage.lake import LANDING_DIR, Lake
+
+MERGED_DIR = "_merged"
+_KEY = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})/([0-9A-Za-z_-]+)\.parquet$")
+
+
+class LandingPathError(ValueError):
+    """A batch path does not name a landing batch of the expected partition."""
+
+
+@dataclass(frozen=True)
+class LandedBatch:
+    """One Parquet object in the landing zone."""
+
+    partition: date
+    batch_id: str
+    path: str
+    rows: int
+
+
+def new_batch_id(now: datetime | None = None) -> str:
+    """A time-sortable, collision-free batch id (UTC timestamp + random suffix)."""
+    now = now or datetime.now(UTC)
+    return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(6)}"
+
+
+def batch_path(partition: date, batch_id: str) -> str:
+    return f"event_date={partition.isoformat()}/{batch_id}.parquet"
+
+
+def parse_batch_path(path: str, *, partition: date | None = None) -> tuple[date, str]:
+    """Validate a landing key (e.g. from run config) and return (partition, batch id)."""
+    match = _KEY.match(path)
+    if not match:
+        raise LandingPathError(
+            f"not a landing batch path: {path!r} (expected event_date=YYYY-MM-DD/<id>.parquet)"
+        )
+    found = date.fromisoformat(match.group(1))
+    if partition is not None and found != partition:
+        raise LandingPathError(f"batch {path!r} belongs to {found}, not partition {partition}")
+    return found, match.group(2)
+
+
+def land_batch(
+    lake: Lake, events: pa.Table, *, batch_id: str | None = None, now: datetime | None = None
+) -> list[LandedBatch]:
+    """Write decoded events as one immutable Parquet object per event date.
+
+    Adds `ingested_at` and `batch_id`; returns what was written. Durable on return.
+    """
+    if events.num_rows == 0:
+        return []
+    batch_id = batch_id or new_batch_id(now)
+    ingested_at = now or datetime.now(UTC)
+    table = events.append_column(
+        "ingested_at", pa.array([ingested_at] * events.num_rows, pa.timestamp("us", tz="UTC"))
+    ).append_column("batch_id", pa.array([batch_id] * events.num_rows, pa.string()))
+    table = table.select(EVENTS_TABLE_SCHEMA.names).cast(EVENTS_TABLE_SCHEMA)
+    store = lake.store(LANDING_DIR)
+    landed: list[LandedBatch] = []
+    dates = pc.unique(table["event_date"]).to_pylist()
+    for day in sorted(dates):
+        part = table.filter(pc.equal(table["event_date"], pa.scalar(day, pa.date32())))
+        path = batch_path(day, batch_id)
+        obstore.put(store, path, _to_parquet(part))
+        landed.append(LandedBatch(day, batch_id, path, part.num_rows))
+    return landed
+
+
+def _to_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def read_batches(lake: Lake, paths: Iterable[str]) -> pa.Table:
+    """Read landing batches into one table with the events schema."""
+    store = lake.store(LANDING_DIR)
+    tables = [
+        pq.read_table(io.BytesIO(obstore.get(store, path).bytes().to_bytes())) for path in paths
+    ]
+    if not tables:
+        return EVENTS_TABLE_SCHEMA.empty_table()
+    return pa.concat_tables([t.cast(EVENTS_TABLE_SCHEMA) for t in tables])
+
+
+def list_batches(lake: Lake, partition: date | None = None) -> list[str]:
+    """Every landing batch of a partition (or of all partitions), oldest first."""
+    prefix = f"event_date={partition.isoformat()}/" if partition else None
+    return sorted(p for p in _list(lake, LANDING_DIR, prefix) if _KEY.match(p))
+
+
+def mark_merged(lake: Lake, paths: Iterable[str]) -> None:
+    """Record that these batches are in the table (idempotent)."""
+    store = lake.store(LANDING_DIR)
+    for path in paths:
+        obstore.put(store, f"{MERGED_DIR}/{path}", b"")
+
+
+def pending_batches(lake: Lake, partition: date | None = None) -> list[str]:
+    """Landing batches not yet recorded as merged: what a recovery run must merge."""
+    prefix = f"{MERGED_DIR}/event_date={partition.isoformat()}/" if partition else f"{MERGED_DIR}/"
+    merged = {p.removeprefix(f"{MERGED_DIR}/") for p in _list(lake, LANDING_DIR, prefix)}
+    return [p for p in list_batches(lake, partition) if p not in merged]
+
+
+def _list(lake: Lake, subdir: str, prefix: str | None) -> Iterator[str]:
+    store = lake.store(subdir)
+    for chunk in obstore.list(store, prefix=prefix):
+        for meta in chunk:
+            yield str(meta["path"])

@@ -1,0 +1,30 @@
+"""The project's two Delta tables, each with its identity key and survivor rule."""
+
+from __future__ import annotations
+
+from event_assets.events.schema import EVENTS_TABLE_SCHEMA, QUARANTINE_TABLE_SCHEMA
+from event_assets.storage.delta import DeltaTarget
+from event_assets.storage.lake import Lake
+
+
+def events_target(lake: Lake) -> DeltaTarget:
+    """`events`: unique `event_id` per `event_date`; the earliest landed copy survives."""
+    return DeltaTarget(
+        uri=lake.events_uri,
+        schema=EVENTS_TABLE_SCHEMA,
+        key="event_id",
+        partition_by="event_date",
+        survivor_order=("ingested_at", "batch_id"),
+        storage_options=lake.storage_options,
+    )
+
+
+def quarantine_target(lake: Lake) -> DeltaTarget:
+    """`events_quarantine`: one row per Pub/Sub message id, however often delivered."""
+    return DeltaTarget(
+        uri=lake.quarantine_uri,
+        schema=QUARANTINE_TABLE_SCHEMA,
+        key="message_id",
+        survivor_order=("quarantined_at",),
+        storage_options=lake.storage_options,
+    )

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+import multiprocessing
+from datetime import date
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from deltalake import DeltaTable, write_deltalake
+
+from event_assets.storage.delta import dedup_write, first_per_key, key_predicate
+from event_assets.storage.lake import Lake
+from event_assets.storage.landing import land_batch, read_batches
+from event_assets.storage.tables import events_target
+
+from .conftest import make_events
+
+DAY = date(2026, 11, 20)
+OTHER = date(2026, 11, 21)
+
+
+def _landed(lake: Lake, day: date, ids, tag: str = "") -> pa.Table:
+    batches = land_batch(lake, make_events(day, ids, tag=tag))
+    return read_batches(lake, [b.path for b in batches])
+
+
+def _ids(lake: Lake, day: date) -> list[str]:
+    dt = DeltaTable(lake.events_uri)
+    table = dt.to_pyarrow_dataset(
+        file_pruning_predicate=[("event_date", "=", day.isoformat())]
+    ).to_table(columns=["event_id"])
+    return table["event_id"].to_pylist()
+
+
+def test_inserts_absent_rows_and_skips_present_ones(lake: Lake) -> None:
+    target = events_target(lake)
+    first = dedup_write(target, _landed(lake, DAY, range(100)), partition=DAY.isoformat())
+    assert (first.inserted, first.duplicates) == (100, 0)
+    assert first.files_added >= 1
+    assert first.bytes_added > 0
+    second = dedup_write(target, _landed(lake, DAY, range(50, 150)), partition=DAY.isoformat())
+    assert (second.inserted, second.duplicates) == (50, 50)
+    assert second.version == first.version + 1
+    ids = _ids(lake, DAY)
+    assert len(ids) == 150 == len(set(ids))
+
+
+def test_duplicates_inside_one_batch_are_inserted_once(lake: Lake) -> None:
+    rows = _landed(lake, DAY, [1, 2, 2, 3, 3, 3])
+    result = dedup_write(events_target(lake), rows, partition=DAY.isoformat())
+    assert (result.inserted, result.duplicates) == (3, 3)
+    assert sorted(_ids(lake, DAY)) == sorted(set(rows["event_id"].to_pylist()))
+
+
+def test_same_id_in_another_partition_is_not_a_duplicate(lake: Lake) -> None:
+    target = events_target(lake)
+    dedup_write(target, _landed(lake, DAY, range(10)), partition=DAY.isoformat())
+    other = dedup_write(target, _landed(lake, OTHER, range(10)), partition=OTHER.isoformat())
+    assert other.inserted == 10
+    assert len(_ids(lake, OTHER)) == 10
+
+
+def test_rows_of_another_partition_are_refused(lake: Lake) -> None:
+    with pytest.raises(ValueError, match="given to partition"):
+        dedup_write(events_target(lake), _landed(lake, OTHER, range(3)), partition=DAY.isoformat())
+
+
+def test_rerun_repairs_duplicates_left_by_a_raced_blind_append(lake: Lake) -> None:
+    """A crash between a raced append and its repair leaves a duplicate; a re-run heals it."""
+    target = events_target(lake)
+    rows = _landed(lake, DAY, range(20))
+    dedup_write(target, rows, partition=DAY.isoformat())
+    # Simulate the other writer's blind append of overlapping keys.
+    write_deltalake(lake.events_uri, _landed(lake, DAY, range(10, 30), tag="x"), mode="append")
+    assert len(_ids(lake, DAY)) == 40
+    healed = dedup_write(target, _landed(lake, DAY, range(10, 30)), partition=DAY.isoformat())
+    assert healed.repaired == 10
+    ids = _ids(lake, DAY)
+    assert len(ids) == len(set(ids)) == 30
+    # The earliest landed copy survives.
+    dt = DeltaTable(lake.events_uri)
+    kept = dt.to_pyarrow_table(filters=[("event_id", "in", rows["event_id"].to_pylist()[10:])])
+    assert set(kept["batch_id"].to_pylist()) == {rows["batch_id"][0].as_py()}
+
+
+def _writer(args: tuple[str, str, int, int]) -> tuple[int, int]:
+    root, day, start, stop = args
+    lake = Lake.from_uri(root)
+    rows = _landed(lake, date.fromisoformat(day), range(start, stop))
+    result = dedup_write(events_target(lake), rows, partition=day)
+    return result.inserted, result.repaired
+
+
+def test_concurrent_writers_of_one_partition_leave_no_duplicates(lake: Lake) -> None:
+    # Four processes write overlapping ranges of one partition and two others.
+    jobs = [
+        (lake.root, DAY.isoformat(), 0, 600),
+        (lake.root, DAY.isoformat(), 300, 900),
+        (lake.root, DAY.isoformat(), 0, 900),
+        (lake.root, OTHER.isoformat(), 0, 500),
+    ]
+    with multiprocessing.get_context("spawn").Pool(4) as pool:
+        results = pool.map(_writer, jobs)
+    ids = _ids(lake, DAY)
+    assert len(ids) == len(set(ids)) == 900
+    assert len(_ids(lake, OTHER)) == 500
+    inserted_day = sum(r[0] for r in results[:3])
+    repaired = sum(r[1] for r in results[:3])
+    assert inserted_day - repaired == 900
+
+
+def test_first_per_key_keeps_earliest_by_order() -> None:
+    table = pa.table({"k": ["a", "b", "a"], "t": [3, 1, 1], "v": ["x", "y", "z"]})
+    kept = first_per_key(table, "k", ("t",))
+    assert kept.to_pydict() == {"k": ["b", "a"], "t": [1, 1], "v": ["y", "z"]}
+    assert first_per_key(table, "k").column("v").to_pylist() == ["x", "y"]
+
+
+def test_key_predicate_names_partition_literally_and_escapes(lake: Lake) -> None:
+    predicate = key_predicate(events_target(lake), "2026-11-20", ["a'b"])
+    assert predicate == "event_date = '2026-11-20' AND event_id IN ('a''b')"
+    assert pc.equal(pa.scalar(1), pa.scalar(1)).as_py()

@@ -1,0 +1,61 @@
+"""End to end through the real client: publish -> pull -> decode -> land -> ack -> dedup-write."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import date
+
+from deltalake import DeltaTable
+
+from event_assets.ingest import ingest, lake_of
+from event_assets.pubsub.client import Subscription, publish
+from event_assets.settings import Settings
+from event_assets.storage.landing import list_batches, pending_batches
+
+from .corpus import mixed_corpus
+
+
+def _table(uri: str) -> dict[str, list[object]]:
+    return DeltaTable(uri).to_pyarrow_table().to_pydict()
+
+
+def test_mixed_corpus_lands_once_with_bad_input_quarantined(settings: Settings) -> None:
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    ids = publish(settings, corpus.messages)
+    summary = ingest(settings, once=True)
+
+    events = _table(lake_of(settings).events_uri)
+    assert len(events["event_id"]) == corpus.unique_events
+    assert len(set(events["event_id"])) == corpus.unique_events
+    quarantine = _table(lake_of(settings).quarantine_uri)
+    assert Counter(quarantine["reason_code"]) == Counter(corpus.bad)
+    assert sorted(map(str, quarantine["message_id"])) == sorted(ids[80:])
+    assert summary.pulled == len(corpus.messages)
+    assert summary.inserted == corpus.unique_events
+    assert summary.duplicates == corpus.duplicates
+    assert summary.quarantined == sum(corpus.bad.values())
+    assert summary.inserted + summary.duplicates + summary.quarantined == len(ids)
+    # Binary and structured CloudEvents collapsed: 10 CloudEvent rows, dated by ce time (UTC).
+    ce_dates = [d for d, t in zip(events["event_date"], events["ce_id"], strict=True) if t]
+    assert ce_dates == [date(2026, 11, 20)] * 10
+    # Every landed batch is merged; nothing left pending; nothing left to pull.
+    assert list_batches(lake_of(settings))
+    assert pending_batches(lake_of(settings)) == []
+    with Subscription(settings) as sub:
+        assert sub.pull(100, timeout=1).messages == []
+
+
+def test_second_ingest_of_the_same_events_adds_nothing(settings: Settings) -> None:
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
+    ingest(settings, once=True)
+    publish(settings, corpus.messages)
+    again = ingest(settings, once=True)
+    assert again.inserted == 0
+    assert again.duplicates == corpus.unique_events + corpus.duplicates
+    events = _table(lake_of(settings).events_uri)
+    assert len(events["event_id"]) == len(set(events["event_id"])) == corpus.unique_events
+    # Re-published bad messages get new message ids: quarantined again, once each.
+    quarantine = _table(lake_of(settings).quarantine_uri)
+    assert len(quarantine["message_id"]) == 2 * sum(corpus.bad.values())
+    assert len(set(quarantine["message_id"])) == len(quarantine["message_id"])
