@@ -59,7 +59,10 @@ def _synthetic_rows(start: int, count: int, *, day: date = DAY) -> pa.Table:
             "ce_specversion": [None] * n,
             "ce_datacontenttype": [None] * n,
             "attributes": ["{}"] * n,
-            "data": [f'{{"customer": "c-{i % 977}", "i": {i}, "total": {i % 5000}}}' for i in ids],
+            "data": [
+                f'{{"customer": "c-{i % 977}", "i": {i}, "total": {i % 5000}}}'
+                for i in range(start, start + count)
+            ],
             "ingested_at": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
             "batch_id": ["bench"] * n,
         },

@@ -73,17 +73,17 @@ class Settings(BaseSettings):
     @field_validator("LAKE_URI")
     @classmethod
     def _lake_uri_scheme(cls, value: str) -> str:
-        value = value.strip().rstrip("/")
+        value = value.strip()
         if not value:
             raise ValueError("must not be empty")
-        if "://" in value:
-            scheme, _, rest = value.partition("://")
-            if scheme == "file":
-                return str(Path(rest).resolve())
-            if scheme != "gs" or not rest or rest.startswith("/"):
-                raise ValueError(f"must be a local path or gs://bucket[/prefix], got {value!r}")
-            return value
-        return value
+        if "://" not in value:
+            return value.rstrip("/") or "/"
+        scheme, _, rest = value.partition("://")
+        if scheme == "file":
+            return str(Path(rest).resolve())
+        if scheme != "gs" or not rest.strip("/") or rest.startswith("/"):
+            raise ValueError(f"must be a local path or gs://bucket[/prefix], got {value!r}")
+        return value.rstrip("/")
 
     @field_validator("PUBSUB_EMULATOR_HOST")
     @classmethod

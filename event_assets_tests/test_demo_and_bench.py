@@ -1,0 +1,42 @@
+"""`make demo` and the benchmark entry point run end to end at tiny size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def test_demo_twice_adds_no_duplicates(tmp_path: Path) -> None:
+    env = {"LAKE_URI": str(tmp_path / "lake"), "DEMO_EVENTS": "90"}
+    env.pop("PUBSUB_EMULATOR_HOST", None)
+    first = _run(["-m", "event_assets.dev.run_demo"], env)
+    assert first.returncode == 0, first.stderr
+    assert "rows=90 unique event_id=90 partitions=3" in first.stdout
+    second = _run(["-m", "event_assets.dev.run_demo"], env)
+    assert second.returncode == 0, second.stderr
+    assert '"inserted": 0, "duplicates": 90' in second.stdout
+    assert "rows=90 unique event_id=90" in second.stdout
+
+
+def test_benchmark_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    done = _run(["-m", "benchmarks", "--small", "--json", str(out)], {})
+    assert done.returncode == 0, done.stderr
+    results = json.loads(out.read_text())
+    assert results["end_to_end"]["events_per_s"]["median"] > 0
+    assert results["dedup_write"]["dedup_over_append"] > 0
+    assert "dedup-write / append" in done.stdout
