@@ -30,6 +30,9 @@ test-slow: install
 demo: install
 	$(UV) run python -m event_assets.dev.run_demo
 
+dev: install
+	$(UV) run python -m event_assets.dev.run_dev
+
 bench: install
 	$(UV) run python -m benchmarks
 

@@ -62,6 +62,22 @@ class Settings(BaseSettings):
     WRITE_MAX_ATTEMPTS: PositiveInt = Field(
         default=12, description="Attempts of a Delta commit that conflicts with another writer."
     )
+    RECOVER_AFTER_SECONDS: PositiveInt = Field(
+        default=600,
+        description="A landed batch still unmerged after this long is merged by a recovery run.",
+    )
+    COMPACTION_LOOKBACK_HOURS: PositiveInt = Field(
+        default=2, description="Scheduled compaction covers partitions written this recently."
+    )
+    VACUUM_RETENTION_HOURS: PositiveInt = Field(
+        default=168, description="Vacuum keeps files needed for time travel this far back."
+    )
+    VACUUM_ALLOW_BELOW_DEFAULT: bool = Field(
+        default=False, description="Permit VACUUM_RETENTION_HOURS below Delta's safe 168 h."
+    )
+    FRESHNESS_MAX_LAG_MINUTES: PositiveInt = Field(
+        default=60, description="The freshness check fails when nothing landed for this long."
+    )
     GOOGLE_SERVICE_ACCOUNT: str | None = Field(
         default=None,
         description=(

@@ -271,7 +271,9 @@ class PubSubEmulator:
         server.stop(grace).wait()
         if executor is not None:
             executor.shutdown(wait=True, cancel_futures=True)
-        for reader in list(self._readers):
+        with self._lock:
+            readers, self._readers = self._readers, set()
+        for reader in readers:
             reader.join(timeout=5.0)
         self._server = None
         self._executor = None
@@ -878,10 +880,12 @@ class PubSubEmulator:
             self._maybe_fault("StreamingPull")
             first = next(request_iterator, None)
             if first is None:
-                return
+                return  # the client half-closed without asking for anything
             sub, stream = self._open_stream(first)
         except _RpcAbortError as err:
             _abort(context, err)
+        except grpc.RpcError:
+            return  # cancelled before the first request arrived
 
         def on_done() -> None:
             with self._lock:
@@ -896,6 +900,9 @@ class PubSubEmulator:
             daemon=True,
         )
         with self._lock:
+            # Finished readers are pruned here, not by themselves, so stop() can join
+            # every reader that might still be running.
+            self._readers = {t for t in self._readers if t.is_alive()}
             self._readers.add(reader)
         reader.start()
         while True:
@@ -959,7 +966,6 @@ class PubSubEmulator:
             with self._lock:
                 stream.closed = True
                 sub.cond.notify_all()
-                self._readers.discard(threading.current_thread())
 
     def _apply_stream_request_locked(self, sub: _SubState, stream: _Stream, request: _Pb) -> None:
         if len(request.modify_deadline_ack_ids) != len(request.modify_deadline_seconds):

@@ -1,0 +1,27 @@
+"""The one Definitions object of the `event_assets` code location."""
+
+import dagster as dg
+
+from event_assets.defs.checks import all_checks
+from event_assets.defs.ingestion import events, events_ingest_job, pubsub_events_sensor
+from event_assets.defs.maintenance import (
+    events_compaction,
+    events_compaction_job,
+    events_compaction_schedule,
+    events_health_job,
+    events_health_schedule,
+    events_quarantine,
+    events_vacuum,
+    events_vacuum_job,
+    events_vacuum_schedule,
+)
+from event_assets.defs.resources import EventAssetsResource
+
+defs = dg.Definitions(
+    assets=[events, events_quarantine, events_compaction, events_vacuum],
+    asset_checks=all_checks,
+    jobs=[events_ingest_job, events_compaction_job, events_vacuum_job, events_health_job],
+    sensors=[pubsub_events_sensor],
+    schedules=[events_compaction_schedule, events_vacuum_schedule, events_health_schedule],
+    resources={"event_assets": EventAssetsResource()},
+)

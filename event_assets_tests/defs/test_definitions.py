@@ -1,0 +1,80 @@
+"""A snapshot of the code location, so an accidental change to keys or schedules is caught."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+import yaml
+
+from event_assets.definitions import defs
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_definitions_snapshot() -> None:
+    repo = defs.get_repository_def()
+    assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
+        "events",
+        "events_compaction",
+        "events_quarantine",
+        "events_vacuum",
+    ]
+    assert sorted(c.name for c in repo.asset_graph.asset_check_keys) == [
+        "cross_partition_duplicates",
+        "event_id_unique",
+        "events_freshness",
+        "landing_reconciliation",
+        "required_columns_non_null",
+    ]
+    assert [s.name for s in repo.sensor_defs] == ["pubsub_events_sensor"]
+    assert {s.name: s.cron_schedule for s in repo.schedule_defs} == {
+        "events_compaction_schedule": "5 * * * *",
+        "events_vacuum_schedule": "30 3 * * *",
+        "events_health_schedule": "*/15 * * * *",
+    }
+    events = repo.assets_defs_by_key[dg_key("events")]
+    partitions = events.partitions_def
+    assert partitions is not None
+    assert partitions.get_first_partition_key() == "2020-01-01"
+    spec = events.specs_by_key[dg_key("events")]
+    assert {"deltalake", "polars", "gcp"} <= set(spec.kinds)
+    assert spec.group_name == "ingestion"
+    assert spec.owners
+
+
+def dg_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(name)
+
+
+def test_todays_partition_exists() -> None:
+    from datetime import UTC, datetime
+
+    events = defs.get_repository_def().assets_defs_by_key[dg_key("events")]
+    assert events.partitions_def is not None
+    today = datetime.now(UTC).date().isoformat()
+    assert events.partitions_def.get_last_partition_key() == today
+
+
+def test_dagster_definitions_validate() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_run_queue_serializes_runs_of_one_partition() -> None:
+    config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
+    limits = config["run_queue"]["tag_concurrency_limits"]
+    assert {
+        "key": "dagster/partition",
+        "value": {"applyLimitPerUniqueValue": True},
+        "limit": 1,
+    } in limits
