@@ -12,10 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveInt = Annotated[int, Field(gt=0)]
+SAFE_RETENTION_HOURS = 168  # Delta's default deletedFileRetentionDuration
 
 
 class SettingsError(ValueError):
@@ -111,6 +112,19 @@ class Settings(BaseSettings):
             raise ValueError(f"must be host:port, got {value!r}")
         return value
 
+    @model_validator(mode="after")
+    def _vacuum_retention_is_safe(self) -> Settings:
+        if (
+            self.VACUUM_RETENTION_HOURS < SAFE_RETENTION_HOURS
+            and not self.VACUUM_ALLOW_BELOW_DEFAULT
+        ):
+            raise ValueError(
+                f"VACUUM_RETENTION_HOURS={self.VACUUM_RETENTION_HOURS} is below Delta's safe "
+                f"{SAFE_RETENTION_HOURS} h (time travel and slow readers could lose files); "
+                "set VACUUM_ALLOW_BELOW_DEFAULT=true to allow it"
+            )
+        return self
+
     @cached_property
     def topic_path(self) -> str:
         return f"projects/{self.GCP_PROJECT_ID}/topics/{self.PUBSUB_TOPIC}"
@@ -126,5 +140,7 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         first = exc.errors()[0]
-        name = ".".join(str(part) for part in first["loc"]) or "settings"
-        raise SettingsError(f"invalid setting {name}: {first['msg']}") from None
+        name = ".".join(str(part) for part in first["loc"])
+        message = first["msg"].removeprefix("Value error, ")
+        prefix = f"invalid setting {name}: " if name else "invalid settings: "
+        raise SettingsError(prefix + message) from None

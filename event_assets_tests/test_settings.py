@@ -47,3 +47,13 @@ def test_gs_and_file_uris(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert load_settings().LAKE_URI == "gs://bucket/prefix"
     monkeypatch.setenv("LAKE_URI", f"file://{tmp_path}/lake")
     assert load_settings().LAKE_URI == str(tmp_path / "lake")
+
+
+def test_vacuum_retention_below_safe_default_needs_explicit_permission(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("VACUUM_RETENTION_HOURS", "24")
+    with pytest.raises(SettingsError, match="VACUUM_ALLOW_BELOW_DEFAULT=true"):
+        load_settings()
+    monkeypatch.setenv("VACUUM_ALLOW_BELOW_DEFAULT", "true")
+    assert load_settings().VACUUM_RETENTION_HOURS == 24

@@ -1,0 +1,93 @@
+"""Compaction, vacuum and the quarantine report, run as their scheduled jobs would."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from event_assets.definitions import defs
+from event_assets.pubsub.client import publish
+from event_assets.settings import Settings
+
+from ..corpus import mixed_corpus
+from .conftest import run_partition, sensor_tick
+
+
+def _metadata(result: dg.ExecuteInJobResult, node: str) -> dict[str, object]:
+    (materialization,) = result.asset_materializations_for_node(node)
+    return {k: v.value for k, v in materialization.metadata.items()}
+
+
+def _ingest_rounds(settings: Settings, instance: dg.DagsterInstance, rounds: int) -> None:
+    """Several sensor ticks, each landing its own batch: many small files per partition."""
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    for n in range(rounds):
+        # Distinct events each round (a round marker in the data changes every id).
+        messages = [
+            (data.replace(b'"lastname": "Doe"', b'"lastname": "Doe%d"' % n), attrs)
+            for data, attrs in corpus.messages
+        ]
+        publish(settings, messages)
+        for request in sensor_tick(instance).run_requests or []:
+            assert run_partition(
+                instance, request.partition_key or "", dict(request.run_config)
+            ).success
+
+
+def test_compaction_and_vacuum_report_before_and_after(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest_rounds(settings, instance, 4)
+    compaction = defs.resolve_job_def("events_compaction_job").execute_in_process(instance=instance)
+    assert compaction.success
+    meta = _metadata(compaction, "events_compaction")
+    assert meta["partitions"] == 2
+    assert meta["files_before"] > meta["files_after"]  # type: ignore[operator]
+    assert meta["files_after"] == 2
+
+    # Vacuum keeps 7 days by default: nothing the compaction replaced is deleted yet.
+    kept = defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance)
+    assert _metadata(kept, "events_vacuum")["files_deleted"] == 0
+    # Explicitly allowed below the safe default, the replaced files go.
+    monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
+    monkeypatch.setenv("VACUUM_ALLOW_BELOW_DEFAULT", "true")
+    meta = _metadata(
+        defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance),
+        "events_vacuum",
+    )
+    assert meta["retention_hours"] == 1
+    assert meta["bytes_before"] >= meta["bytes_after"]  # type: ignore[operator]
+
+
+def test_vacuum_below_safe_default_without_permission_fails_the_run(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _ingest_rounds(settings, instance, 1)
+    monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
+    result = defs.resolve_job_def("events_vacuum_job").execute_in_process(
+        instance=instance, raise_on_error=False
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error
+    assert failure is not None
+    assert "VACUUM_ALLOW_BELOW_DEFAULT=true" in str(failure.to_string())
+
+
+def test_health_job_reports_quarantine_by_reason_and_freshness(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    _ingest_rounds(settings, instance, 1)
+    result = defs.resolve_job_def("events_health_job").execute_in_process(instance=instance)
+    meta = _metadata(result, "events_quarantine")
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    assert meta["rows"] == sum(corpus.bad.values())
+    for reason, count in corpus.bad.items():
+        assert meta[f"reason/{reason}"] == count
+    (freshness,) = [
+        e.event_specific_data
+        for e in result.all_events
+        if e.event_type_value == "ASSET_CHECK_EVALUATION"
+    ]
+    assert isinstance(freshness, dg.AssetCheckEvaluation)
+    assert freshness.check_name == "events_freshness"
+    assert freshness.passed

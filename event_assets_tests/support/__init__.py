@@ -1,0 +1,1 @@
+"""Test-support code shared by the suites (fakes of external services)."""
