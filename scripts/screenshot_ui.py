@@ -27,6 +27,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = Path("/usr/bin/chromium")
@@ -89,17 +90,21 @@ def _materialize(publish_rounds: list[int]) -> None:
         print(f"  events_health_job: {'ok' if health.success else 'FAILED'}")
 
 
-def _graphql_ready(url: str) -> bool:
-    """True once the webserver answers and every code location has LOADED."""
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
-    request = urllib.request.Request(
+def _graphql(url: str, query: str) -> Any:
+    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
         f"{url}/graphql",
         data=json.dumps({"query": query}).encode(),
         headers={"Content-Type": "application/json"},
     )
+    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
+        return json.loads(response.read())["data"]
+
+
+def _graphql_ready(url: str) -> bool:
+    """True once the webserver answers and every code location has LOADED."""
+    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
     try:
-        with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310 (local http)
-            entries = json.loads(response.read())["data"]["workspaceOrError"]["locationEntries"]
+        entries = _graphql(url, query)["workspaceOrError"]["locationEntries"]
     except (urllib.error.URLError, ConnectionError, TimeoutError, KeyError, TypeError):
         return False
     return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
@@ -193,6 +198,9 @@ def main() -> int:
                     print("screenshot_ui: webserver did not come up", file=sys.stderr)
                     return 1
                 time.sleep(0.2)  # poll interval, bounded by the deadline
+            # What the UI's "Skip" does: without it a "Join the Dagster community" dialog
+            # covers every page served on localhost (stored under the temp DAGSTER_HOME).
+            _graphql(url, "mutation { setNuxSeen }")
             for name, page in PAGES.items():
                 path = args.out / name
                 _screenshot(url + page, path, args.budget_ms)
