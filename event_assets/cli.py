@@ -66,9 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
+        from event_assets.observability import SecretAccessError
         from event_assets.pubsub.client import PubSubUnavailableError
 
-        if isinstance(exc, PubSubUnavailableError | OSError):
+        if isinstance(exc, PubSubUnavailableError | SecretAccessError | OSError):
             print(f"event-assets: {exc}", file=sys.stderr)
             return 1
         raise
@@ -150,6 +151,9 @@ def _publish(settings: Settings, file: Path | None, demo: int | None) -> int:
 
 def _ingest(settings: Settings, *, once: bool) -> int:
     from event_assets.ingest import ingest, lake_of
+    from event_assets.observability import configure_observability
+
+    configure_observability(settings)
 
     stop = threading.Event()
     if not once:

@@ -16,6 +16,12 @@ from event_assets.defs.maintenance import (
     events_vacuum_schedule,
 )
 from event_assets.defs.resources import EventAssetsResource
+from event_assets.observability import configure_observability
+from event_assets.settings import load_settings
+
+# Spans and metrics of every process that loads the code location (webserver, daemon,
+# run workers) go to Logfire when a token is configured; local otherwise.
+configure_observability(load_settings())
 
 defs = dg.Definitions(
     assets=[events, events_quarantine, events_compaction, events_vacuum],

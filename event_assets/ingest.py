@@ -15,10 +15,12 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+import logfire
 import pyarrow as pa
 
 from event_assets.events.decode import PulledMessage, decode_batch
 from event_assets.faults import checkpoint
+from event_assets.observability import record_merge, record_pull
 from event_assets.pubsub.client import Subscription
 from event_assets.settings import Settings
 from event_assets.storage.delta import WriteResult, dedup_write
@@ -89,6 +91,19 @@ def pull_round(
 
     Nothing is acked before it is durable: a crash anywhere here means redelivery.
     """
+    started = time.perf_counter()
+    with logfire.span("pull_round {subscription}", subscription=subscription.path) as span:
+        result = _pull_round(settings, subscription, lake, now=now)
+        span.set_attributes(
+            {"pulled": result.pulled, "landed": result.landed, "quarantined": result.quarantined}
+        )
+    record_pull(result.pulled, result.landed, result.quarantined, time.perf_counter() - started)
+    return result
+
+
+def _pull_round(
+    settings: Settings, subscription: Subscription, lake: Lake, *, now: datetime | None
+) -> LandResult:
     deadline = time.monotonic() + settings.PULL_TIMEOUT_SECONDS
     ack_ids: list[str] = []
     messages: list[PulledMessage] = []
@@ -143,6 +158,22 @@ def merge_partition(
     `paths=None` re-merges every landing batch of the day (a backfill); merging is
     idempotent, so any batch may be merged any number of times.
     """
+    with logfire.span("merge_partition {partition}", partition=partition.isoformat()) as span:
+        merged = _merge_partition(settings, lake, partition, paths)
+        span.set_attributes(
+            {
+                "inserted": merged.inserted,
+                "duplicates": merged.duplicates,
+                "batches": merged.batches,
+            }
+        )
+    record_merge(partition.isoformat(), merged.inserted, merged.duplicates, merged.seconds)
+    return merged
+
+
+def _merge_partition(
+    settings: Settings, lake: Lake, partition: date, paths: Iterable[str] | None
+) -> MergeResult:
     started = time.perf_counter()
     if paths is None:
         batch_paths = list_batches(lake, partition)

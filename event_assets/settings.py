@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -78,6 +78,16 @@ class Settings(BaseSettings):
     )
     FRESHNESS_MAX_LAG_MINUTES: PositiveInt = Field(
         default=60, description="The freshness check fails when nothing landed for this long."
+    )
+    LOGFIRE_SECRET_NAME: str | None = Field(
+        default=None,
+        description=(
+            "Secret Manager secret holding the Logfire token (name in GCP_PROJECT_ID, or a full "
+            "projects/.../versions/... path); read once at start-up."
+        ),
+    )
+    LOGFIRE_TOKEN: SecretStr | None = Field(
+        default=None, description="Logfire token when no LOGFIRE_SECRET_NAME; unset = local only."
     )
     GOOGLE_SERVICE_ACCOUNT: str | None = Field(
         default=None,
