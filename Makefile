@@ -18,7 +18,7 @@ install: uv
 check: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy event_assets event_assets_tests benchmarks
+	$(UV) run mypy event_assets event_assets_tests benchmarks scripts
 
 test: install
 	$(UV) run pytest $(PYTEST_ARGS)

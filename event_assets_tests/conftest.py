@@ -12,6 +12,8 @@ from event_assets.pubsub.client import ensure_topic_and_subscription
 from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings, load_settings
 
+from .support.gcs_fake import GcsFake, service_account_key
+
 _names = itertools.count()
 
 
@@ -21,12 +23,44 @@ def emulator() -> Iterator[PubSubEmulator]:
         yield server
 
 
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Run a module's lake-using tests on each backend it lists in LAKE_KINDS."""
+    if "lake_kind" in metafunc.fixturenames:
+        metafunc.parametrize("lake_kind", getattr(metafunc.module, "LAKE_KINDS", ("local",)))
+
+
+@pytest.fixture(scope="session")
+def gcs_fake() -> Iterator[GcsFake]:
+    with GcsFake() as fake:
+        yield fake
+
+
+@pytest.fixture(scope="session")
+def gcs_key_file(gcs_fake: GcsFake, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A throwaway service-account key pointing at the fake (never a real credential)."""
+    path = tmp_path_factory.mktemp("gcs") / "service-account.json"
+    path.write_text(service_account_key(gcs_fake.base_url))
+    return path
+
+
 @pytest.fixture
-def settings(emulator: PubSubEmulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+def lake_uri(
+    lake_kind: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> str:
+    """A local folder, or gs:// on the fake reached only through GOOGLE_SERVICE_ACCOUNT."""
+    if lake_kind == "local":
+        return str(tmp_path / "lake")
+    key_file: Path = request.getfixturevalue("gcs_key_file")
+    monkeypatch.setenv("GOOGLE_SERVICE_ACCOUNT", str(key_file))
+    return f"gs://event-lake/t{next(_names)}/lake"
+
+
+@pytest.fixture
+def settings(emulator: PubSubEmulator, lake_uri: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """Settings for one test, also exported to the environment for subprocesses."""
     n = next(_names)
     values = {
-        "LAKE_URI": str(tmp_path / "lake"),
+        "LAKE_URI": lake_uri,
         "PUBSUB_EMULATOR_HOST": emulator.address,
         "GCP_PROJECT_ID": "test-project",
         "PUBSUB_TOPIC": f"events-{n}",

@@ -26,6 +26,9 @@ from event_assets.storage.landing import pending_batches
 
 from .corpus import mixed_corpus
 
+# The same tests against a local folder and against gs:// on the GCS fake.
+LAKE_KINDS = ("local", "gcs")
+
 
 def _ingest_cmd() -> list[str]:
     return [sys.executable, "-m", "event_assets.cli", "ingest", "--once"]

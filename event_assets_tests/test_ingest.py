@@ -14,6 +14,9 @@ from event_assets.storage.landing import list_batches, pending_batches
 
 from .corpus import mixed_corpus
 
+# The same tests against a local folder and against gs:// on the GCS fake.
+LAKE_KINDS = ("local", "gcs")
+
 
 def _table(uri: str) -> dict[str, list[object]]:
     return DeltaTable(uri).to_pyarrow_table().to_pydict()

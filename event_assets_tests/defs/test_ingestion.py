@@ -18,6 +18,9 @@ from event_assets.settings import Settings
 from ..corpus import mixed_corpus
 from .conftest import check_results, run_checks, run_partition, sensor_tick
 
+# The same tests against a local folder and against gs:// on the GCS fake.
+LAKE_KINDS = ("local", "gcs")
+
 
 def _ids(settings: Settings, partition: str) -> list[str]:
     dt = DeltaTable(lake_of(settings).events_uri)

@@ -12,6 +12,9 @@ from event_assets.settings import Settings
 from ..corpus import mixed_corpus
 from .conftest import run_partition, sensor_tick
 
+# The same tests against a local folder and against gs:// on the GCS fake.
+LAKE_KINDS = ("local", "gcs")
+
 
 def _metadata(result: dg.ExecuteInJobResult, node: str) -> dict[str, object]:
     (materialization,) = result.asset_materializations_for_node(node)
