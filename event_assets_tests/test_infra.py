@@ -1,0 +1,297 @@
+"""Static checks of the Terraform under `infra/` (no terraform binary, no GCP).
+
+Every `.tf` file must parse; the environment Cloud Run containers get must be names the app
+(`event_assets.settings.Settings`) or the production instance (`deploy/dagster.yaml`) actually
+reads; no project-level binding may grant admin/basic roles; the subscription's ack deadline
+must match the app's default; both environments need a backend config. python-hcl2 keeps
+the quotes of string literals and block labels (`'"name"'`), hence `_unquote`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import hcl2
+import pytest
+
+from event_assets.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+INFRA = ROOT / "infra"
+MODULES = INFRA / "modules"
+ENVS = ("dev", "prod")
+TF_FILES = sorted(INFRA.rglob("*.tf"))
+
+# Names passed to the containers that are not Settings fields, each with who reads it.
+NON_SETTINGS_ENV = {
+    "DAGSTER_HOME": "Dagster's instance directory (the Dockerfile puts deploy/dagster.yaml there)",
+    "DAGSTER_PG_URL": "Postgres URL of the Dagster instance, read by deploy/dagster.yaml",
+    "GCP_REGION": "region of the run-worker job, read by deploy/dagster.yaml's run launcher",
+    "DAGSTER_COMPUTE_LOGS_BUCKET": "compute log bucket, read by deploy/dagster.yaml",
+    "LOGFIRE_SECRET_NAME": "Secret Manager name of the Logfire token (until it is a setting)",
+}
+# Settings the production app cannot run without (their defaults are local-only values).
+REQUIRED_IN_PRODUCTION = {"LAKE_URI", "GCP_PROJECT_ID", "PUBSUB_TOPIC", "PUBSUB_SUBSCRIPTION"}
+# Settings that must never be set in the cloud: an emulator, a key file, a plain-text token.
+FORBIDDEN_IN_PRODUCTION = {"PUBSUB_EMULATOR_HOST", "GOOGLE_SERVICE_ACCOUNT", "LOGFIRE_TOKEN"}
+FORBIDDEN_PROJECT_ROLES = {
+    "roles/storage.admin",
+    "roles/pubsub.admin",
+    "roles/owner",
+    "roles/editor",
+}
+PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+
+
+def _load(path: Path) -> dict[str, Any]:
+    with path.open() as handle:
+        parsed: dict[str, Any] = hcl2.load(handle)
+    return parsed
+
+
+def _unquote(value: Any) -> Any:
+    if isinstance(value, str) and len(value) >= 2 and value[0] == value[-1] == '"':
+        return value[1:-1]
+    return value
+
+
+def _blocks(parsed: dict[str, Any], kind: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(label, body) of every one-label block of `kind` (variable, output, module)."""
+    for entry in parsed.get(kind, []):
+        for label, body in entry.items():
+            yield _unquote(label), body
+
+
+def _resources(parsed: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
+    """(type, name, body) of every resource block."""
+    for entry in parsed.get("resource", []):
+        for rtype, named in entry.items():
+            for name, body in named.items():
+                yield _unquote(rtype), _unquote(name), body
+
+
+def _all_resources() -> Iterator[tuple[Path, str, str, dict[str, Any]]]:
+    for path in TF_FILES:
+        for rtype, name, body in _resources(_load(path)):
+            yield path, rtype, name, body
+
+
+def _module(name: str) -> dict[str, Any]:
+    """All blocks of one module's files, merged by block kind."""
+    merged: dict[str, Any] = {}
+    for path in sorted((MODULES / name).glob("*.tf")):
+        for kind, value in _load(path).items():
+            if isinstance(value, list):
+                merged.setdefault(kind, []).extend(value)
+    return merged
+
+
+def _variable_default(parsed: dict[str, Any], name: str) -> Any:
+    variables = dict(_blocks(parsed, "variable"))
+    assert name in variables, f"variable {name} is missing"
+    return _unquote(variables[name].get("default"))
+
+
+# --- 1. every file parses --------------------------------------------------------------
+
+
+def test_infra_has_terraform() -> None:
+    assert len(TF_FILES) > 20
+    assert {p.name for p in MODULES.iterdir() if p.is_dir()} >= {
+        "pubsub",
+        "storage",
+        "iam",
+        "secrets",
+        "artifact_registry",
+        "cloud_sql",
+        "cloud_run",
+    }
+
+
+@pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(INFRA)))
+def test_tf_file_parses(path: Path) -> None:
+    assert isinstance(_load(path), dict)
+
+
+def test_variables_typed_and_described_and_modules_have_outputs() -> None:
+    for path in TF_FILES:
+        for name, body in _blocks(_load(path), "variable"):
+            where = f"{path.relative_to(INFRA)}: variable {name}"
+            assert "type" in body, f"{where} has no type"
+            assert _unquote(body.get("description", "")).strip(), f"{where} has no description"
+        for name, body in _blocks(_load(path), "output"):
+            assert _unquote(body.get("description", "")).strip(), f"{path}: output {name}"
+    for module in (p for p in MODULES.iterdir() if p.is_dir()):
+        assert list(_blocks(_module(module.name), "output")), f"module {module.name} has no output"
+
+
+# --- 2. container environment ----------------------------------------------------------
+
+
+def _containers(value: Any) -> Iterator[dict[str, Any]]:
+    """Every `containers` block anywhere under a resource body."""
+    if isinstance(value, dict):
+        for key, child in value.items():
+            if key == "containers":
+                yield from child
+            else:
+                yield from _containers(child)
+    elif isinstance(value, list):
+        for child in value:
+            yield from _containers(child)
+
+
+def _app_env_keys() -> set[str]:
+    for entry in _module("cloud_run").get("locals", []):
+        if "app_env" in entry:
+            return set(entry["app_env"])
+    raise AssertionError("modules/cloud_run has no local.app_env")
+
+
+def _container_env() -> dict[str, dict[str, set[str]]]:
+    """Per Cloud Run resource: plain env names and names taken from Secret Manager."""
+    app_env = _app_env_keys()
+    found: dict[str, dict[str, set[str]]] = {}
+    for rtype, name, body in _resources(_module("cloud_run")):
+        if not rtype.startswith("google_cloud_run_v2_") or rtype.endswith("_iam_member"):
+            continue
+        containers = list(_containers(body))
+        assert len(containers) == 1, f"{rtype}.{name}: expected one container"
+        container = containers[0]
+        plain: set[str] = set()
+        secret: set[str] = set()
+        for env in container.get("env", []):
+            target = secret if "value_source" in env else plain
+            target.add(_unquote(env["name"]))
+        for dynamic in container.get("dynamic", []):
+            for label, block in dynamic.items():
+                if _unquote(label) == "env":
+                    assert block["for_each"] == "${local.app_env}", f"{rtype}.{name}"
+                    plain |= app_env
+        found[f"{rtype}.{name}"] = {"plain": plain, "secret": secret}
+    return found
+
+
+def test_three_cloud_run_workloads_get_the_same_environment() -> None:
+    env = _container_env()
+    assert set(env) == {
+        "google_cloud_run_v2_service.webserver",
+        "google_cloud_run_v2_worker_pool.daemon",
+        "google_cloud_run_v2_job.run_worker",
+    }
+    first = next(iter(env.values()))
+    for name, names in env.items():
+        assert names == first, name
+        assert names["secret"] == {"DAGSTER_PG_URL"}, f"{name}: the database URL is a secret"
+
+
+def test_container_env_names_are_settings_or_explained() -> None:
+    env = _container_env()
+    names = set().union(*(n["plain"] | n["secret"] for n in env.values()))
+    fields = set(Settings.model_fields)
+    allowed = {name for name in NON_SETTINGS_ENV if name not in fields}
+    unknown = names - fields - allowed
+    assert not unknown, f"not Settings fields and not allow-listed: {sorted(unknown)}"
+    assert REQUIRED_IN_PRODUCTION <= names, sorted(REQUIRED_IN_PRODUCTION - names)
+    assert not names & FORBIDDEN_IN_PRODUCTION, sorted(names & FORBIDDEN_IN_PRODUCTION)
+    assert "LOGFIRE_SECRET_NAME" in names
+
+
+def test_containers_pass_what_the_production_instance_reads() -> None:
+    instance_env = set(re.findall(r"env: (\w+)", (ROOT / "deploy" / "dagster.yaml").read_text()))
+    for name, names in _container_env().items():
+        missing = instance_env - names["plain"] - names["secret"]
+        assert not missing, f"{name} lacks {sorted(missing)} (read by deploy/dagster.yaml)"
+
+
+def test_dagster_home_matches_the_dockerfile() -> None:
+    match = re.search(r"DAGSTER_HOME=(\S+)", (ROOT / "Dockerfile").read_text())
+    assert match is not None
+    assert _variable_default(_module("cloud_run"), "dagster_home") == match.group(1)
+
+
+def test_run_worker_job_name_matches_the_run_launcher() -> None:
+    text = (ROOT / "deploy" / "dagster.yaml").read_text()
+    prefix = _variable_default(_module("cloud_run"), "name_prefix")
+    for env in ENVS:
+        env_variables = _load(INFRA / "envs" / env / "variables.tf")
+        assert _variable_default(env_variables, "name_prefix") == prefix
+    assert f"event_assets: {prefix}-run-worker" in text
+
+
+def test_run_worker_job_leaves_command_to_the_launcher() -> None:
+    for rtype, name, body in _resources(_module("cloud_run")):
+        for container in _containers(body):
+            assert "command" not in container, f"{rtype}.{name}: the image has no ENTRYPOINT"
+            assert container.get("args"), f"{rtype}.{name}: args are the whole command"
+
+
+# --- 3. no project-wide admin ------------------------------------------------------------
+
+
+def test_no_admin_or_basic_roles_at_project_level() -> None:
+    project_bindings = [
+        (path, rtype, name, body)
+        for path, rtype, name, body in _all_resources()
+        if rtype.startswith("google_project_iam_")
+    ]
+    assert project_bindings, "expected the logWriter / cloudsql.client project bindings"
+    for path, rtype, name, body in project_bindings:
+        role = _unquote(body.get("role", ""))
+        assert role not in FORBIDDEN_PROJECT_ROLES, f"{path}: {rtype}.{name} grants {role}"
+        assert "policy_data" not in body, f"{path}: {rtype}.{name} sets a whole policy"
+
+
+def test_nothing_is_granted_to_the_public() -> None:
+    for path, rtype, name, body in _all_resources():
+        members = [body.get("member", ""), *body.get("members", [])]
+        for member in map(_unquote, members):
+            assert member not in PUBLIC_MEMBERS, f"{path}: {rtype}.{name} grants {member}"
+
+
+# --- 4. Pub/Sub --------------------------------------------------------------------------
+
+
+def test_ack_deadline_default_matches_settings() -> None:
+    expected = Settings.model_fields["ACK_DEADLINE_SECONDS"].default
+    assert _variable_default(_module("pubsub"), "ack_deadline_seconds") == expected
+    for env in ENVS:
+        variables = _load(INFRA / "envs" / env / "variables.tf")
+        assert _variable_default(variables, "ack_deadline_seconds") == expected
+
+
+def test_subscription_is_pull_with_dead_letter_and_backoff() -> None:
+    subscriptions = {
+        name: body
+        for rtype, name, body in _resources(_module("pubsub"))
+        if rtype == "google_pubsub_subscription"
+    }
+    ingest = subscriptions["ingest"]
+    assert "push_config" not in ingest
+    assert ingest["ack_deadline_seconds"] == "${var.ack_deadline_seconds}"
+    assert ingest["dead_letter_policy"]
+    assert ingest["retry_policy"]
+    assert all("push_config" not in body for body in subscriptions.values())
+
+
+# --- 5. environments ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_env_has_backend_config(env: str) -> None:
+    env_dir = INFRA / "envs" / env
+    backend = _load(env_dir / "backend.tf")["terraform"][0]["backend"][0]
+    assert list(map(_unquote, backend)) == ["gcs"]
+    config = hcl2.loads((env_dir / "backend" / f"{env}.gcs.backend").read_text())
+    assert {"bucket", "prefix"} <= set(config)
+    assert (env_dir / "terraform.tfvars.example").is_file()
+
+
+def test_envs_share_their_wiring() -> None:
+    """dev and prod differ only in env.tf (and tfvars), so they cannot drift apart."""
+    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "backend.tf"):
+        dev, prod = ((INFRA / "envs" / env / name).read_text() for env in ENVS)
+        assert dev == prod, f"envs/dev/{name} and envs/prod/{name} differ"
