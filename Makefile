@@ -19,6 +19,7 @@ check: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
 	$(UV) run mypy event_assets event_assets_tests benchmarks scripts
+	UV="$(UV)" bash infra/check.sh
 
 test: install
 	$(UV) run pytest $(PYTEST_ARGS)

@@ -107,7 +107,8 @@ def _pull_round(
     deadline = time.monotonic() + settings.PULL_TIMEOUT_SECONDS
     ack_ids: list[str] = []
     messages: list[PulledMessage] = []
-    while len(messages) < settings.PULL_MAX_MESSAGES:
+    held = 0
+    while len(messages) < settings.PULL_MAX_MESSAGES and held < settings.PULL_MAX_BYTES:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             break
@@ -117,6 +118,7 @@ def _pull_round(
             break
         ack_ids.extend(pulled.ack_ids)
         messages.extend(pulled.messages)
+        held += sum(len(m.data) for m in pulled.messages)
     result = LandResult(pulled=len(messages))
     if not messages:
         return result

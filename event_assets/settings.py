@@ -47,6 +47,10 @@ class Settings(BaseSettings):
     PULL_MAX_MESSAGES: PositiveInt = Field(
         default=50_000, description="Most messages one pull round (sensor tick) takes."
     )
+    PULL_MAX_BYTES: PositiveInt = Field(
+        default=268_435_456,
+        description="Most payload bytes one pull round holds in memory (256 MiB).",
+    )
     PULL_BATCH_SIZE: Annotated[int, Field(gt=0, le=1000)] = Field(
         default=1000, description="max_messages of one Pull RPC (Pub/Sub caps it at 1000)."
     )

@@ -62,3 +62,17 @@ def test_second_ingest_of_the_same_events_adds_nothing(settings: Settings) -> No
     quarantine = _table(lake_of(settings).quarantine_uri)
     assert len(quarantine["message_id"]) == 2 * sum(corpus.bad.values())
     assert len(set(quarantine["message_id"])) == len(quarantine["message_id"])
+
+
+def test_a_round_stops_at_its_byte_budget(settings: Settings, monkeypatch) -> None:
+    from event_assets.ingest import pull_round
+    from event_assets.settings import load_settings
+
+    publish(settings, [(b'{"pad": "%s", "i": %d}' % (b"x" * 5000, i), {}) for i in range(50)])
+    monkeypatch.setenv("PULL_MAX_BYTES", "20000")
+    monkeypatch.setenv("PULL_BATCH_SIZE", "2")
+    small = load_settings()
+    with Subscription(small) as sub:
+        first = pull_round(small, sub, lake_of(small))
+    assert 4 <= first.pulled <= 6  # stops once 20 kB are held (2 messages per pull)
+    assert first.landed == first.pulled
