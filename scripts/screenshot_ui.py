@@ -16,34 +16,22 @@ Needs Debian's Chromium (`apt-get install chromium`); exits 2 with a message wit
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
+from event_assets.dev.webserver import ROOT, Webserver, WebserverError
+
 CHROMIUM = Path("/usr/bin/chromium")
 START_TIMEOUT = 60.0
-STOP_TIMEOUT = 10.0
 SHOT_TIMEOUT = 120.0
 PAGES = {
     "events_asset.png": "/assets/events",
     "events_checks.png": "/assets/events?view=checks",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _materialize(publish_rounds: list[int]) -> None:
@@ -88,26 +76,6 @@ def _materialize(publish_rounds: list[int]) -> None:
                 )
         health = defs.resolve_job_def("events_health_job").execute_in_process(instance=instance)
         print(f"  events_health_job: {'ok' if health.success else 'FAILED'}")
-
-
-def _graphql(url: str, query: str) -> Any:
-    request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
-        f"{url}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=2) as response:  # noqa: S310
-        return json.loads(response.read())["data"]
-
-
-def _graphql_ready(url: str) -> bool:
-    """True once the webserver answers and every code location has LOADED."""
-    query = "{ workspaceOrError { ... on Workspace { locationEntries { loadStatus } } } }"
-    try:
-        entries = _graphql(url, query)["workspaceOrError"]["locationEntries"]
-    except (urllib.error.URLError, ConnectionError, TimeoutError, KeyError, TypeError):
-        return False
-    return bool(entries) and all(e["loadStatus"] == "LOADED" for e in entries)
 
 
 def _screenshot(url: str, path: Path, budget_ms: int) -> None:
@@ -169,49 +137,19 @@ def main() -> int:
         # A second, smaller round re-materializes the same days, so they show history.
         _materialize([args.events, max(args.events // 3, 1)])
 
-        port = _free_port()
-        url = f"http://127.0.0.1:{port}"
-        log_path = Path(tmp) / "webserver.log"
-        with log_path.open("wb") as log:
-            webserver = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "dagster_webserver",
-                    "-w",
-                    "workspace.yaml",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                ],
-                cwd=ROOT,
-                env=dict(os.environ),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        try:
-            deadline = time.monotonic() + START_TIMEOUT
-            while not _graphql_ready(url):
-                if webserver.poll() is not None or time.monotonic() > deadline:
-                    sys.stderr.write(log_path.read_text(errors="replace")[-4000:])
-                    print("screenshot_ui: webserver did not come up", file=sys.stderr)
-                    return 1
-                time.sleep(0.2)  # poll interval, bounded by the deadline
+        with Webserver(dict(os.environ), Path(tmp) / "webserver.log") as webserver:
+            try:
+                webserver.wait_until_loaded(START_TIMEOUT)
+            except WebserverError as exc:
+                print(f"screenshot_ui: webserver did not come up: {exc}", file=sys.stderr)
+                return 1
             # What the UI's "Skip" does: without it a "Join the Dagster community" dialog
             # covers every page served on localhost (stored under the temp DAGSTER_HOME).
-            _graphql(url, "mutation { setNuxSeen }")
+            webserver.graphql("mutation { setNuxSeen }")
             for name, page in PAGES.items():
                 path = args.out / name
-                _screenshot(url + page, path, args.budget_ms)
-                print(f"{path} ({path.stat().st_size // 1024} KB) <- {url}{page}")
-        finally:
-            webserver.terminate()
-            try:
-                webserver.wait(timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                webserver.kill()
-                webserver.wait(timeout=STOP_TIMEOUT)
+                _screenshot(webserver.url + page, path, args.budget_ms)
+                print(f"{path} ({path.stat().st_size // 1024} KB) <- {webserver.url}{page}")
     return 0
 
 

@@ -7,43 +7,15 @@ server it spawns), queried over HTTP GraphQL like the UI does.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
+from event_assets.dev.webserver import ROOT, Webserver, WebserverError
 
-WORKSPACE_QUERY = """
-{
-  workspaceOrError {
-    __typename
-    ... on Workspace {
-      locationEntries {
-        name
-        loadStatus
-        locationOrLoadError {
-          __typename
-          ... on PythonError { message }
-        }
-      }
-    }
-    ... on PythonError { message }
-  }
-}
-"""
+START_TIMEOUT = 30.0
 
 ASSETS_QUERY = """
 {
@@ -74,57 +46,6 @@ INSTIGATORS_QUERY = """
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class Webserver:
-    def __init__(self, url: str, process: subprocess.Popen[bytes], log: Path) -> None:
-        self.url = url
-        self.process = process
-        self.log = log
-
-    def log_tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def graphql(self, query: str, timeout: float = 10.0) -> dict[str, Any]:
-        request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
-            f"{self.url}/graphql",
-            data=json.dumps({"query": query}).encode(),
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310
-            body = json.loads(response.read())
-        assert "errors" not in body, body["errors"]
-        return body["data"]
-
-
-def _wait_until_loaded(server: Webserver) -> None:
-    """Poll until the code location is LOADED; fail with the server log on error or timeout."""
-    deadline = time.monotonic() + START_TIMEOUT
-    last: object = None
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            pytest.fail(f"webserver exited with {server.process.returncode}:\n{server.log_tail()}")
-        try:
-            workspace = server.graphql(WORKSPACE_QUERY, timeout=2.0)["workspaceOrError"]
-        except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-            last = exc
-        else:
-            last = workspace
-            entries = workspace.get("locationEntries") or []
-            if entries and all(e["loadStatus"] == "LOADED" for e in entries):
-                errors = [
-                    e for e in entries if e["locationOrLoadError"]["__typename"] == "PythonError"
-                ]
-                assert not errors, errors
-                return
-        time.sleep(0.2)  # poll interval, bounded by the deadline
-    pytest.fail(f"webserver not ready after {START_TIMEOUT}s ({last!r}):\n{server.log_tail()}")
-
-
 @pytest.fixture(scope="module")
 def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     tmp = tmp_path_factory.mktemp("webserver")
@@ -132,37 +53,12 @@ def webserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Webserver]:
     home.mkdir()
     shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     env = {**os.environ, "DAGSTER_HOME": str(home), "LAKE_URI": str(tmp / "lake")}
-    port = _free_port()
-    log = tmp / "webserver.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "dagster_webserver",
-                "-w",
-                "workspace.yaml",
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-            ],
-            cwd=ROOT,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    server = Webserver(f"http://127.0.0.1:{port}", process, log)
-    try:
-        _wait_until_loaded(server)
-        yield server
-    finally:
-        process.terminate()
+    with Webserver(env, tmp / "webserver.log") as server:
         try:
-            process.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
+            server.wait_until_loaded(START_TIMEOUT)
+        except WebserverError as exc:
+            pytest.fail(str(exc))
+        yield server
 
 
 def test_webserver_lists_assets(webserver: Webserver) -> None:
