@@ -130,3 +130,18 @@ def test_configured_token_reaches_logfire_and_never_the_logs(
     assert TOKEN not in out + err
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(settings)
+
+
+def test_production_instance_sends_dagster_logs_to_logfire(monkeypatch: pytest.MonkeyPatch) -> None:
+    """deploy/dagster.yaml attaches Logfire's handler to Dagster's log manager."""
+    from pathlib import Path
+
+    import dagster as dg
+    import yaml
+
+    config = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "deploy" / "dagster.yaml").read_text()
+    )
+    with dg.instance_for_test(overrides={"python_logs": config["python_logs"]}) as instance:
+        handlers = instance.get_handlers()
+    assert any(isinstance(h, logfire.LogfireLoggingHandler) for h in handlers)
