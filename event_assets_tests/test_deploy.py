@@ -395,6 +395,14 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
 
     plan = jobs["terraform-plan"]
     assert plan["strategy"]["matrix"]["environment"] == ["dev", "prod"]
+    # The env roots' required variables, so `plan -input=false` does not stop on them; the
+    # image is the one the build job pushed.
+    assert "build" in plan["needs"]
+    assert plan["env"] == {
+        "TF_VAR_project_id": "${{ vars.GCP_PROJECT_ID }}",
+        "TF_VAR_region": "${{ vars.GCP_REGION }}",
+        "TF_VAR_image": "${{ needs.build.outputs.image }}",
+    }
     assert plan["defaults"]["run"]["working-directory"] == "infra/envs/${{ matrix.environment }}"
     plan_text = _steps_text(plan)
     for command in (
@@ -411,14 +419,30 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
         steps = _steps_text(release)
         assert f"-backend-config=backend/{env}.gcs.backend" in steps
         assert "terraform apply" in steps
+        # One command per kind of Cloud Run resource: the daemon is a worker pool (a service
+        # must serve HTTP to become ready), updated with the beta command group.
         assert 'gcloud run jobs update "$RUN_WORKER_JOB" --image "$IMAGE"' in steps
-        assert 'gcloud run services update "$service" --image "$IMAGE"' in steps
+        assert 'gcloud run services update "$WEBSERVER_SERVICE" --image "$IMAGE"' in steps
+        assert 'gcloud beta run worker-pools update "$DAEMON_WORKER_POOL" --image "$IMAGE"' in steps
+        commands = [
+            command.strip()
+            for command in steps.replace("\\\n", " ").splitlines()
+            if command.strip().startswith("gcloud ") and " update " in command
+        ]
+        assert len(commands) == 3, commands
+        for command in commands:
+            assert '--project "$PROJECT" --region "$REGION"' in command, command
+        (setup_gcloud,) = [
+            step
+            for step in release["steps"]
+            if str(step.get("uses", "")).startswith("google-github-actions/setup-gcloud")
+        ]
+        assert "beta" in setup_gcloud["with"]["install_components"].split(",")
     assert "release-dev" in jobs["release-prod"]["needs"]
     assert deploy["env"]["RUN_WORKER_JOB"] == RUN_WORKER_JOB
-    assert {deploy["env"]["WEBSERVER_SERVICE"], deploy["env"]["DAEMON_SERVICE"]} == {
-        "event-assets-webserver",
-        "event-assets-daemon",
-    }
+    assert deploy["env"]["WEBSERVER_SERVICE"] == "event-assets-webserver"
+    assert deploy["env"]["DAEMON_WORKER_POOL"] == "event-assets-daemon"
+    assert "DAEMON_SERVICE" not in text
 
 
 def test_workflows_pass_actionlint() -> None:

@@ -3,8 +3,10 @@
 Every `.tf` file must parse; the environment Cloud Run containers get must be names the app
 (`event_assets.settings.Settings`) or the production instance (`deploy/dagster.yaml`) actually
 reads; no project-level binding may grant admin/basic roles; the subscription's ack deadline
-must match the app's default; both environments need a backend config. python-hcl2 keeps
-the quotes of string literals and block labels (`'"name"'`), hence `_unquote`.
+must match the app's default; both environments need a backend config and are thin callers
+of `modules/stack` (the one composition of the modules), so they cannot drift apart.
+python-hcl2 keeps the quotes of string literals and block labels (`'"name"'`), hence
+`_unquote`, and adds `__is_block__` / `__comments__` keys, hence `_arguments`.
 """
 
 from __future__ import annotations
@@ -23,6 +25,18 @@ ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 MODULES = INFRA / "modules"
 ENVS = ("dev", "prod")
+STACK = "stack"
+# Modules the stack composes (each called once from modules/stack/main.tf).
+STACK_PARTS = (
+    "network",
+    "pubsub",
+    "storage",
+    "iam",
+    "secrets",
+    "artifact_registry",
+    "cloud_sql",
+    "cloud_run",
+)
 TF_FILES = sorted(INFRA.rglob("*.tf"))
 
 # Names passed to the containers that are not Settings fields, each with who reads it.
@@ -89,6 +103,28 @@ def _module(name: str) -> dict[str, Any]:
     return merged
 
 
+def _env(env: str) -> dict[str, Any]:
+    """All blocks of one environment root's files, merged by block kind."""
+    merged: dict[str, Any] = {}
+    for path in sorted((INFRA / "envs" / env).glob("*.tf")):
+        for kind, value in _load(path).items():
+            if isinstance(value, list):
+                merged.setdefault(kind, []).extend(value)
+    return merged
+
+
+def _arguments(body: dict[str, Any]) -> dict[str, Any]:
+    """A block body without python-hcl2's bookkeeping keys."""
+    return {key: value for key, value in body.items() if not key.startswith("__")}
+
+
+def _stack_call(env: str) -> dict[str, Any]:
+    """Arguments of the env root's single `module "stack"` block."""
+    modules = dict(_blocks(_load(INFRA / "envs" / env / "main.tf"), "module"))
+    assert list(modules) == [STACK], f"envs/{env}/main.tf must call only module {STACK!r}"
+    return _arguments(modules[STACK])
+
+
 def _variable_default(parsed: dict[str, Any], name: str) -> Any:
     variables = dict(_blocks(parsed, "variable"))
     assert name in variables, f"variable {name} is missing"
@@ -100,15 +136,7 @@ def _variable_default(parsed: dict[str, Any], name: str) -> Any:
 
 def test_infra_has_terraform() -> None:
     assert len(TF_FILES) > 20
-    assert {p.name for p in MODULES.iterdir() if p.is_dir()} >= {
-        "pubsub",
-        "storage",
-        "iam",
-        "secrets",
-        "artifact_registry",
-        "cloud_sql",
-        "cloud_run",
-    }
+    assert {p.name for p in MODULES.iterdir() if p.is_dir()} >= {STACK, *STACK_PARTS}
 
 
 @pytest.mark.parametrize("path", TF_FILES, ids=lambda p: str(p.relative_to(INFRA)))
@@ -216,9 +244,10 @@ def test_dagster_home_matches_the_dockerfile() -> None:
 def test_run_worker_job_name_matches_the_run_launcher() -> None:
     text = (ROOT / "deploy" / "dagster.yaml").read_text()
     prefix = _variable_default(_module("cloud_run"), "name_prefix")
+    assert _variable_default(_module(STACK), "name_prefix") == prefix
     for env in ENVS:
-        env_variables = _load(INFRA / "envs" / env / "variables.tf")
-        assert _variable_default(env_variables, "name_prefix") == prefix
+        # The job name is the stack's default prefix: no environment may pass another one.
+        assert "name_prefix" not in _stack_call(env), f"envs/{env} overrides name_prefix"
     assert f"event_assets: {prefix}-run-worker" in text
 
 
@@ -240,6 +269,7 @@ def test_no_admin_or_basic_roles_at_project_level() -> None:
     ]
     assert project_bindings, "expected the logWriter / cloudsql.client project bindings"
     for path, rtype, name, body in project_bindings:
+        assert path.is_relative_to(MODULES), f"{path}: resources belong in modules/"
         role = _unquote(body.get("role", ""))
         assert role not in FORBIDDEN_PROJECT_ROLES, f"{path}: {rtype}.{name} grants {role}"
         assert "policy_data" not in body, f"{path}: {rtype}.{name} sets a whole policy"
@@ -258,9 +288,10 @@ def test_nothing_is_granted_to_the_public() -> None:
 def test_ack_deadline_default_matches_settings() -> None:
     expected = Settings.model_fields["ACK_DEADLINE_SECONDS"].default
     assert _variable_default(_module("pubsub"), "ack_deadline_seconds") == expected
+    assert _variable_default(_module(STACK), "ack_deadline_seconds") == expected
     for env in ENVS:
-        variables = _load(INFRA / "envs" / env / "variables.tf")
-        assert _variable_default(variables, "ack_deadline_seconds") == expected
+        passed = _stack_call(env).get("ack_deadline_seconds", expected)
+        assert passed == expected, f"envs/{env} passes ack_deadline_seconds = {passed}"
 
 
 def test_subscription_is_pull_with_dead_letter_and_backoff() -> None:
@@ -290,8 +321,66 @@ def test_env_has_backend_config(env: str) -> None:
     assert (env_dir / "terraform.tfvars.example").is_file()
 
 
-def test_envs_share_their_wiring() -> None:
-    """dev and prod differ only in env.tf (and tfvars), so they cannot drift apart."""
-    for name in ("main.tf", "variables.tf", "outputs.tf", "versions.tf", "backend.tf"):
-        dev, prod = ((INFRA / "envs" / env / name).read_text() for env in ENVS)
-        assert dev == prod, f"envs/dev/{name} and envs/prod/{name} differ"
+def test_stack_composes_every_module_once() -> None:
+    stack = _module(STACK)
+    sources = {name: _unquote(body["source"]) for name, body in _blocks(stack, "module")}
+    assert sources == {name: f"../{name}" for name in STACK_PARTS}
+    assert "provider" not in stack, "the env roots configure the provider, not the stack"
+    terraform = _arguments(_load(MODULES / STACK / "versions.tf")["terraform"][0])
+    assert "required_providers" in terraform
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_env_is_a_thin_caller_of_the_stack(env: str) -> None:
+    """envs/<env> = backend + provider + one `module "stack"` with that env's values."""
+    root = _env(env)
+    assert not root.get("resource"), f"envs/{env}: resources belong in modules/"
+    assert not root.get("data"), f"envs/{env}: data sources belong in modules/"
+    call = _stack_call(env)
+    assert _unquote(call.pop("source")) == f"../../modules/{STACK}"
+
+    stack = _module(STACK)
+    stack_variables = dict(_blocks(stack, "variable"))
+    required = {name for name, body in stack_variables.items() if "default" not in body}
+    assert set(call) <= set(stack_variables), sorted(set(call) - set(stack_variables))
+    assert required <= set(call), f"envs/{env} does not pass {sorted(required - set(call))}"
+
+    # Every env variable is per deployment: it reaches the stack unchanged, with the stack's
+    # default (so tfvars behave the same in both envs); `labels` only feeds the provider.
+    env_variables = dict(_blocks(root, "variable"))
+    assert {"project_id", "region", "image"} <= set(env_variables)
+    for name, body in env_variables.items():
+        if name == "labels":
+            continue
+        assert call.get(name) == f"${{var.{name}}}", f"envs/{env}: var.{name} not passed as is"
+        if "default" in body:
+            assert body["default"] == stack_variables[name].get("default"), name
+    for name in ("project_id", "region", "image"):
+        assert "default" not in env_variables[name], f"envs/{env}: {name} must be given"
+
+    # What makes the environment: env.tf's locals, each passed to the stack.
+    (env_locals,) = _load(INFRA / "envs" / env / "env.tf")["locals"]
+    env_locals = _arguments(env_locals)
+    assert _unquote(env_locals.pop("environment")) == env
+    for name in env_locals:
+        assert call.get(name) == f"${{local.{name}}}", f"envs/{env}: local.{name} not passed"
+
+    # Outputs are re-exports of the stack's.
+    stack_outputs = {name for name, _ in _blocks(stack, "output")}
+    for name, body in _blocks(root, "output"):
+        assert body["value"] == f"${{module.stack.{name}}}", f"envs/{env}: output {name}"
+        assert name in stack_outputs, f"envs/{env}: output {name} is not a stack output"
+
+
+def test_envs_export_and_configure_alike() -> None:
+    """The env roots differ in values only: same variables, outputs, provider and backend."""
+    dev, prod = (_env(env) for env in ENVS)
+    for kind in ("variable", "output"):
+        assert [n for n, _ in _blocks(dev, kind)] == [n for n, _ in _blocks(prod, kind)], kind
+    assert set(_stack_call("dev")) == set(_stack_call("prod"))
+    for name in ("versions.tf", "backend.tf"):
+        dev_file, prod_file = (
+            {k: v for k, v in _load(INFRA / "envs" / env / name).items() if k != "__comments__"}
+            for env in ENVS
+        )
+        assert dev_file == prod_file, f"envs/dev/{name} and envs/prod/{name} differ"

@@ -1,4 +1,5 @@
-# What makes dev dev: everything else is shared with envs/prod.
+# What makes dev dev: main.tf passes these to modules/stack (environment is the
+# provider's default label, versions.tf). Everything else is shared with envs/prod.
 locals {
   environment             = "dev"
   sql_tier                = "db-custom-1-3840"

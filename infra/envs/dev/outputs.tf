@@ -1,89 +1,68 @@
-output "project_id" {
-  description = "Project of this environment (GCP_PROJECT_ID)."
-  value       = var.project_id
-}
-
-output "region" {
-  description = "Region of the Cloud Run resources (run_launcher region in deploy/dagster.yaml)."
-  value       = var.region
-}
-
-output "bucket_name" {
-  description = "Lake bucket."
-  value       = module.storage.bucket_name
-}
+# What the app, the deploy workflow and operators need from this environment, re-exported from
+# modules/stack. modules/stack/outputs.tf has the full set; read any other one with
+# `terraform console` (module.stack.<name>).
 
 output "lake_uri" {
   description = "LAKE_URI."
-  value       = module.storage.lake_uri
+  value       = module.stack.lake_uri
 }
 
 output "pubsub_topic" {
   description = "PUBSUB_TOPIC (publishers send events here)."
-  value       = module.pubsub.topic_name
+  value       = module.stack.pubsub_topic
 }
 
 output "pubsub_subscription" {
   description = "PUBSUB_SUBSCRIPTION."
-  value       = module.pubsub.subscription_name
+  value       = module.stack.pubsub_subscription
 }
 
 output "dead_letter_subscription" {
   description = "Pull subscription holding dead-lettered messages."
-  value       = module.pubsub.dead_letter_subscription_name
+  value       = module.stack.dead_letter_subscription
 }
 
 output "image_repository_url" {
   description = "Where CI pushes the image (IMAGE_REPOSITORY): <region>-docker.pkg.dev/<project>/<repo>; null when this env does not own the repository."
-  value       = var.create_image_repository ? module.artifact_registry[0].repository_url : null
-}
-
-output "compute_logs_bucket_name" {
-  description = "DAGSTER_COMPUTE_LOGS_BUCKET."
-  value       = module.storage.compute_logs_bucket_name
-}
-
-output "run_worker_job_name" {
-  description = "Cloud Run job CloudRunRunLauncher executes (job_name_by_code_location)."
-  value       = module.cloud_run.run_worker_job_name
+  value       = module.stack.image_repository_url
 }
 
 output "webserver_service_name" {
   description = "Cloud Run service of the webserver (for `gcloud run services proxy`)."
-  value       = module.cloud_run.webserver_service_name
+  value       = module.stack.webserver_service_name
 }
 
 output "webserver_url" {
   description = "run.app URL of the webserver (private; see infra/README.md for access)."
-  value       = module.cloud_run.webserver_url
+  value       = module.stack.webserver_url
 }
 
 output "daemon_worker_pool_name" {
   description = "Cloud Run worker pool running dagster-daemon."
-  value       = module.cloud_run.daemon_worker_pool_name
+  value       = module.stack.daemon_worker_pool_name
+}
+
+output "run_worker_job_name" {
+  description = "Cloud Run job CloudRunRunLauncher executes (job_name_by_code_location)."
+  value       = module.stack.run_worker_job_name
 }
 
 output "runtime_service_account_email" {
   description = "Service account of the webserver, daemon and run worker."
-  value       = module.iam.runtime_service_account_email
+  value       = module.stack.runtime_service_account_email
 }
 
 output "deploy_service_account_email" {
   description = "Service account CI deploys as."
-  value       = module.iam.deploy_service_account_email
-}
-
-output "sql_connection_name" {
-  description = "Cloud SQL connection name (for cloud-sql-proxy during maintenance)."
-  value       = module.cloud_sql.connection_name
+  value       = module.stack.deploy_service_account_email
 }
 
 output "logfire_secret_id" {
   description = "Secret to add the Logfire token to (LOGFIRE_SECRET_NAME)."
-  value       = module.secrets.logfire_secret_id
+  value       = module.stack.logfire_secret_id
 }
 
-output "container_env_names" {
-  description = "Plain environment variable names every container gets (plus DAGSTER_PG_URL from Secret Manager)."
-  value       = module.cloud_run.env_names
+output "sql_connection_name" {
+  description = "Cloud SQL connection name (for cloud-sql-proxy during maintenance)."
+  value       = module.stack.sql_connection_name
 }

@@ -1,4 +1,5 @@
-# What makes prod prod: everything else is shared with envs/dev.
+# What makes prod prod: main.tf passes these to modules/stack (environment is the
+# provider's default label, versions.tf). Everything else is shared with envs/dev.
 locals {
   environment             = "prod"
   sql_tier                = "db-custom-2-7680"

@@ -1,77 +1,19 @@
+# Only what differs per deployment (terraform.tfvars, or TF_VAR_* in CI). Everything else
+# has its default in modules/stack/variables.tf; what makes this environment is in env.tf.
+
 variable "project_id" {
-  description = "GCP project this environment is deployed to (one project per environment)."
+  description = "GCP project this environment is deployed to (one project per environment; TF_VAR_project_id in CI)."
   type        = string
 }
 
 variable "region" {
-  description = "Region of every regional resource (Cloud Run, Cloud SQL, bucket, registry)."
+  description = "Region of every regional resource (Cloud Run, Cloud SQL, bucket, registry); the deploy workflow's GCP_REGION (TF_VAR_region in CI)."
   type        = string
-  default     = "europe-west1"
-}
-
-variable "name_prefix" {
-  description = "Prefix of resource names. The run worker job is <name_prefix>-run-worker, which deploy/dagster.yaml names."
-  type        = string
-  default     = "event-assets"
 }
 
 variable "image" {
   description = "Image the Cloud Run resources are created with, e.g. <region>-docker.pkg.dev/<project>/event-assets/event-assets:<git-sha> (TF_VAR_image in CI). Later images are rolled by the deploy workflow; Terraform ignores image changes."
   type        = string
-}
-
-variable "bucket_name" {
-  description = "Lake bucket name; null = \"<project_id>-event-assets-lake\"."
-  type        = string
-  default     = null
-}
-
-variable "compute_logs_bucket_name" {
-  description = "Bucket of Dagster compute logs; null = \"<project_id>-event-assets-dagster-logs\"."
-  type        = string
-  default     = null
-}
-
-variable "landing_retention_days" {
-  description = "Days landing batches are kept (the replay/backfill window from raw batches)."
-  type        = number
-  default     = 30
-}
-
-variable "pubsub_topic" {
-  description = "Events topic name (PUBSUB_TOPIC)."
-  type        = string
-  default     = "events"
-}
-
-variable "pubsub_subscription" {
-  description = "Ingest subscription name (PUBSUB_SUBSCRIPTION)."
-  type        = string
-  default     = "events-ingest"
-}
-
-variable "ack_deadline_seconds" {
-  description = "Subscription ack deadline, passed to the app as ACK_DEADLINE_SECONDS."
-  type        = number
-  default     = 120
-}
-
-variable "max_message_bytes" {
-  description = "MAX_MESSAGE_BYTES: larger payloads are quarantined."
-  type        = number
-  default     = 1048576
-}
-
-variable "pull_max_messages" {
-  description = "PULL_MAX_MESSAGES: most messages one sensor tick pulls."
-  type        = number
-  default     = 50000
-}
-
-variable "partitions_start_date" {
-  description = "PARTITIONS_START_DATE (YYYY-MM-DD); never change it once data exists."
-  type        = string
-  default     = "2020-01-01"
 }
 
 variable "webserver_ingress" {
@@ -111,7 +53,7 @@ variable "kms_key_name" {
 }
 
 variable "labels" {
-  description = "Extra labels on every resource (added to app/environment/managed-by)."
+  description = "Extra labels on every resource (added to app/environment/managed-by by the provider's default_labels)."
   type        = map(string)
   default     = {}
 }
