@@ -3,6 +3,11 @@
 import dagster as dg
 
 from event_assets.defs.checks import all_checks
+from event_assets.defs.contracts import (
+    contract_assets,
+    contract_checks_defs,
+    contracts_automation_sensor,
+)
 from event_assets.defs.ingestion import events, events_ingest_job, pubsub_events_sensor
 from event_assets.defs.maintenance import (
     events_compaction,
@@ -24,10 +29,10 @@ from event_assets.settings import load_settings
 configure_observability(load_settings())
 
 defs = dg.Definitions(
-    assets=[events, events_quarantine, events_compaction, events_vacuum],
-    asset_checks=all_checks,
+    assets=[events, events_quarantine, events_compaction, events_vacuum, *contract_assets],
+    asset_checks=[*all_checks, *contract_checks_defs],
     jobs=[events_ingest_job, events_compaction_job, events_vacuum_job, events_health_job],
-    sensors=[pubsub_events_sensor],
+    sensors=[pubsub_events_sensor, contracts_automation_sensor],
     schedules=[events_compaction_schedule, events_vacuum_schedule, events_health_schedule],
     resources={"event_assets": EventAssetsResource()},
 )

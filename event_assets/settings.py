@@ -83,6 +83,14 @@ class Settings(BaseSettings):
     FRESHNESS_MAX_LAG_MINUTES: PositiveInt = Field(
         default=60, description="The freshness check fails when nothing landed for this long."
     )
+    CONTRACT_TYPE_ATTRIBUTE: str = Field(
+        default="event_type",
+        min_length=1,
+        description=(
+            "Pub/Sub attribute naming the event type of a plain-JSON message, for contracts "
+            "(CloudEvents use their `type`)."
+        ),
+    )
     LOGFIRE_SECRET_NAME: str | None = Field(
         default=None,
         description=(

@@ -1,0 +1,1 @@
+"""The contracts: one module each, defining `CONTRACT` (see `event_assets.contracts`)."""
