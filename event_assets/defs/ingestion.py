@@ -66,12 +66,16 @@ def events(
     )
 
 
-FRESHNESS_CHECK = dg.AssetCheckKey(events.key, "events_freshness")
+# Whole-table checks: they run on the health schedule, not after every day's merge.
+TABLE_CHECKS = (
+    dg.AssetCheckKey(events.key, "events_freshness"),
+    dg.AssetCheckKey(events.key, "accounting"),
+)
 
 events_ingest_job = dg.define_asset_job(
     "events_ingest_job",
-    # The per-partition checks run after every merge; freshness has its own schedule.
-    selection=dg.AssetSelection.assets(events) - dg.AssetSelection.checks(FRESHNESS_CHECK),
+    # The per-partition checks run after every merge.
+    selection=dg.AssetSelection.assets(events) - dg.AssetSelection.checks(*TABLE_CHECKS),
     description="Merge landing batches of one day into `events`, then check that day.",
 )
 

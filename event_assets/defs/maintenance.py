@@ -11,8 +11,7 @@ from pydantic import Field
 from event_assets.storage.maintenance import compact, recently_touched_partitions, vacuum
 from event_assets.storage.tables import events_target
 
-from .checks import events_freshness
-from .ingestion import OWNER, events
+from .ingestion import OWNER, TABLE_CHECKS, events
 from .resources import EventAssetsResource
 
 
@@ -147,9 +146,8 @@ events_vacuum_job = dg.define_asset_job(
 )
 events_health_job = dg.define_asset_job(
     "events_health_job",
-    selection=dg.AssetSelection.assets(events_quarantine)
-    | dg.AssetSelection.checks(events_freshness),
-    description="Quarantine report and freshness check.",
+    selection=dg.AssetSelection.assets(events_quarantine) | dg.AssetSelection.checks(*TABLE_CHECKS),
+    description="Quarantine report, freshness and accounting checks.",
 )
 
 events_compaction_schedule = dg.ScheduleDefinition(
@@ -174,5 +172,5 @@ events_health_schedule = dg.ScheduleDefinition(
     cron_schedule="*/15 * * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: quarantine counts and freshness.",
+    description="Every 15 minutes: quarantine counts, freshness and accounting.",
 )

@@ -24,7 +24,7 @@ from deltalake import DeltaTable
 from event_assets.events.schema import REQUIRED_EVENT_COLUMNS
 from event_assets.storage.delta import DeltaTarget
 from event_assets.storage.lake import LANDING_DIR, Lake
-from event_assets.storage.landing import list_batches
+from event_assets.storage.landing import MERGED_DIR, list_batches
 from event_assets.storage.maintenance import existing_table
 
 EXAMPLES = 5
@@ -253,3 +253,124 @@ def _newest(dt: DeltaTable, target: DeltaTarget, column: str) -> tuple[str, date
 
 def _examples(values: pa.Array) -> str:
     return ",".join(str(v) for v in sorted(values.to_pylist())[:EXAMPLES])
+
+
+def accounting(lake: Lake, events: DeltaTarget, quarantine: DeltaTarget) -> CheckOutcome:
+    """published = inserted + duplicates + quarantined (+ in flight), from storage alone.
+
+    Storage cannot see Pub/Sub, so "published" here means every message copy that
+    storage accepted: each landing row (every landed copy of a good event, including
+    redeliveries and re-publishes) plus each quarantine row (a bad message is kept
+    once per Pub/Sub message id, however often delivered). With rows keyed by
+    `(event_date, event_id)`:
+
+    - inserted    = rows of `events`;
+    - in_flight   = landing rows of batches without a `_merged` marker whose key is
+      not in `events` yet (acked, waiting for their run: normal and short-lived);
+    - duplicates  = landing rows - inserted - in_flight (landed copies the
+      dedup-write skipped);
+    - quarantined = rows of `events_quarantine`.
+
+    It passes iff `events` holds each key once, every key of `events` was landed,
+    every key of a merged batch is in `events` (nothing lost) and quarantine message
+    ids are unique. So `duplicates >= 0` and the sum holds exactly. Storage is read
+    in the order markers -> tables -> landing, so a concurrent ingestion cannot make
+    a consistent lake look inconsistent (a marker implies a committed append, a
+    committed row implies a landed batch). Cost: the key columns of every landing
+    batch and of both tables: a scheduled health check, not a per-run one.
+    """
+    merged_markers = set(_merged_paths(lake))
+    table_keys = _all_keys(events)
+    quarantine_ids = _all_column(quarantine, quarantine.key)
+    table_key_set = set(table_keys)
+    landing_paths = list_batches(lake)
+    landed_keys: set[tuple[str, str]] = set()
+    lost: set[tuple[str, str]] = set()
+    landing_rows = in_flight = 0
+    store = lake.store(LANDING_DIR)
+    for path in landing_paths:
+        raw = obstore.get(store, path).bytes().to_bytes()
+        batch = pq.read_table(io.BytesIO(raw), columns=["event_date", events.key])
+        keys = list(
+            zip(
+                batch["event_date"].cast(pa.string()).to_pylist(),
+                batch[events.key].cast(pa.string()).to_pylist(),
+                strict=True,
+            )
+        )
+        landing_rows += len(keys)
+        landed_keys.update(keys)
+        absent = [k for k in keys if k not in table_key_set]
+        if path in merged_markers:
+            lost.update(absent)
+        else:
+            in_flight += len(absent)
+    table_rows = len(table_keys)
+    duplicated_rows = table_rows - len(table_key_set)
+    not_landed = table_key_set - landed_keys
+    duplicates = landing_rows - table_rows - in_flight
+    quarantine_rows = len(quarantine_ids)
+    quarantine_dup = quarantine_rows - len(set(quarantine_ids))
+    published = landing_rows + quarantine_rows
+    problems = [
+        f"{duplicated_rows} duplicated rows in events" if duplicated_rows else "",
+        f"{len(not_landed)} keys in events never landed" if not_landed else "",
+        f"{len(lost)} keys of merged batches missing from events" if lost else "",
+        f"{quarantine_dup} duplicated quarantine message ids" if quarantine_dup else "",
+    ]
+    passed = not any(problems)
+    summary = (
+        f"published {published} = inserted {table_rows} + duplicates {duplicates} + "
+        f"quarantined {quarantine_rows} + in flight {in_flight}"
+    )
+    description = summary if passed else "; ".join(p for p in problems if p) + f" ({summary})"
+    return CheckOutcome(
+        passed=passed,
+        description=description,
+        metadata={
+            "published": published,
+            "landing_rows": landing_rows,
+            "landing_batches": len(landing_paths),
+            "inserted": table_rows,
+            "duplicates": duplicates,
+            "in_flight": in_flight,
+            "quarantined": quarantine_rows,
+            "duplicated_rows": duplicated_rows,
+            "not_landed": len(not_landed),
+            "lost": len(lost),
+            "duplicated_quarantine_ids": quarantine_dup,
+            "examples": ",".join(sorted(key for _, key in lost)[:EXAMPLES]),
+        },
+    )
+
+
+def _merged_paths(lake: Lake) -> list[str]:
+    prefix = f"{MERGED_DIR}/"
+    store = lake.store(LANDING_DIR)
+    return [
+        str(meta["path"]).removeprefix(prefix)
+        for chunk in obstore.list(store, prefix=prefix)
+        for meta in chunk
+    ]
+
+
+def _all_keys(target: DeltaTarget) -> list[tuple[str, str]]:
+    """(partition, key) of every row of a partitioned table (only those columns read)."""
+    dt = existing_table(target)
+    if dt is None or target.partition_by is None:
+        return []
+    table = dt.to_pyarrow_dataset().to_table(columns=[target.partition_by, target.key])
+    return list(
+        zip(
+            table[target.partition_by].cast(pa.string()).to_pylist(),
+            table[target.key].cast(pa.string()).to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def _all_column(target: DeltaTarget, column: str) -> list[str]:
+    dt = existing_table(target)
+    if dt is None:
+        return []
+    return [str(v) for v in dt.to_pyarrow_dataset().to_table(columns=[column])[column].to_pylist()]

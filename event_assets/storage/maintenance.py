@@ -31,6 +31,7 @@ from deltalake import CommitProperties, DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from event_assets.faults import checkpoint
 from event_assets.storage.delta import OPERATION_KEY, DeltaTarget
 from event_assets.storage.lake import Lake
 
@@ -160,6 +161,7 @@ def _compact_once(
     target_size: int | None,
 ) -> dict[str, Any]:
     dt = _require(target)  # a fresh snapshot on every attempt
+    checkpoint("before_compact_commit")
     metrics: dict[str, Any] = dt.optimize.compact(
         partition_filters=partition_filter,
         target_size=target_size,
@@ -240,6 +242,7 @@ def _vacuum_once(
     target: DeltaTarget, retention_hours: int, allow_below_default: bool, full: bool
 ) -> list[str]:
     dt = _require(target)
+    checkpoint("before_vacuum")
     deleted: list[str] = dt.vacuum(
         retention_hours=retention_hours,
         dry_run=False,

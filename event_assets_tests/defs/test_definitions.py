@@ -21,15 +21,25 @@ def test_definitions_snapshot() -> None:
         "events_compaction",
         "events_quarantine",
         "events_vacuum",
+        "order_created_v1",
+        "person_v1",
     ]
-    assert sorted(c.name for c in repo.asset_graph.asset_check_keys) == [
-        "cross_partition_duplicates",
-        "event_id_unique",
-        "events_freshness",
-        "landing_reconciliation",
-        "required_columns_non_null",
+    assert sorted(c.to_user_string() for c in repo.asset_graph.asset_check_keys) == [
+        "events:accounting",
+        "events:cross_partition_duplicates",
+        "events:event_id_unique",
+        "events:events_freshness",
+        "events:landing_reconciliation",
+        "events:required_columns_non_null",
+        "order_created_v1:events_reconciliation",
+        "order_created_v1:violation_rate",
+        "person_v1:events_reconciliation",
+        "person_v1:violation_rate",
     ]
-    assert [s.name for s in repo.sensor_defs] == ["pubsub_events_sensor"]
+    assert sorted(s.name for s in repo.sensor_defs) == [
+        "contracts_automation_sensor",
+        "pubsub_events_sensor",
+    ]
     assert {s.name: s.cron_schedule for s in repo.schedule_defs} == {
         "events_compaction_schedule": "5 * * * *",
         "events_vacuum_schedule": "30 3 * * *",

@@ -86,11 +86,12 @@ def test_health_job_reports_quarantine_by_reason_and_freshness(
     assert meta["rows"] == sum(corpus.bad.values())
     for reason, count in corpus.bad.items():
         assert meta[f"reason/{reason}"] == count
-    (freshness,) = [
-        e.event_specific_data
+    evaluations = {
+        e.event_specific_data.check_name: e.event_specific_data
         for e in result.all_events
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
-    ]
-    assert isinstance(freshness, dg.AssetCheckEvaluation)
-    assert freshness.check_name == "events_freshness"
-    assert freshness.passed
+        and isinstance(e.event_specific_data, dg.AssetCheckEvaluation)
+    }
+    assert set(evaluations) == {"events_freshness", "accounting"}
+    assert evaluations["events_freshness"].passed
+    assert evaluations["accounting"].passed

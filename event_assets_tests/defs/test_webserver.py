@@ -68,6 +68,8 @@ def test_webserver_lists_assets(webserver: Webserver) -> None:
         "events_compaction",
         "events_quarantine",
         "events_vacuum",
+        "order_created_v1",
+        "person_v1",
     ]
 
 
@@ -80,6 +82,7 @@ def test_webserver_lists_checks_of_events(webserver: Webserver) -> None:
         checks["/".join(node["assetKey"]["path"])] = sorted(c["name"] for c in result["checks"])
     assert checks == {
         "events": [
+            "accounting",
             "cross_partition_duplicates",
             "event_id_unique",
             "events_freshness",
@@ -89,6 +92,8 @@ def test_webserver_lists_checks_of_events(webserver: Webserver) -> None:
         "events_compaction": [],
         "events_quarantine": [],
         "events_vacuum": [],
+        "order_created_v1": ["events_reconciliation", "violation_rate"],
+        "person_v1": ["events_reconciliation", "violation_rate"],
     }
 
 
@@ -97,7 +102,10 @@ def test_webserver_lists_sensor_and_schedules(webserver: Webserver) -> None:
     assert repositories["__typename"] == "RepositoryConnection", repositories
     (repo,) = repositories["nodes"]
     assert repo["location"]["name"] == "event_assets"
-    assert [s["name"] for s in repo["sensors"]] == ["pubsub_events_sensor"]
+    assert sorted(s["name"] for s in repo["sensors"]) == [
+        "contracts_automation_sensor",
+        "pubsub_events_sensor",
+    ]
     assert {s["name"]: s["cronSchedule"] for s in repo["schedules"]} == {
         "events_compaction_schedule": "5 * * * *",
         "events_vacuum_schedule": "30 3 * * *",

@@ -1,0 +1,215 @@
+"""The two plans - quick and full - and the table they produce.
+
+Both the `python -m reliability` command and the pytest suite run these
+functions, so the figures in RELIABILITY.md are exactly what the tests assert.
+"""
+
+from __future__ import annotations
+
+import random
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from reliability import concurrency, crash, hostile, pubsub_faults
+from reliability.outcome import Outcome
+
+Scenario = Callable[[Path], Outcome]
+
+
+@dataclass(frozen=True)
+class Sizes:
+    cli_chains: int
+    sensor_chains: int
+    cli_events_per_link: int
+    sensor_events_per_link: int
+    maintenance_chains: int
+    concurrency_repeats: int
+    concurrency_events: int
+    fault_seeds: int
+    fault_events: int
+    decoder_examples: int
+    e2e_examples: int
+    e2e_big: int
+
+
+QUICK = Sizes(
+    cli_chains=1,
+    sensor_chains=1,
+    cli_events_per_link=300,
+    sensor_events_per_link=200,
+    maintenance_chains=1,
+    concurrency_repeats=1,
+    concurrency_events=600,
+    fault_seeds=1,
+    fault_events=100,
+    decoder_examples=100,
+    e2e_examples=20,
+    e2e_big=0,
+)
+FULL = Sizes(
+    cli_chains=8,
+    sensor_chains=4,
+    cli_events_per_link=1500,
+    sensor_events_per_link=500,
+    maintenance_chains=3,
+    concurrency_repeats=3,
+    concurrency_events=4000,
+    fault_seeds=3,
+    fault_events=2000,
+    decoder_examples=10_000,
+    e2e_examples=500,
+    e2e_big=2,
+)
+
+
+def _points(seed: int, points: tuple[str, ...], quick: bool) -> list[str]:
+    chosen = list(points)
+    random.Random(seed).shuffle(chosen)
+    return chosen[:4] if quick else chosen
+
+
+def crash_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
+    out: list[Scenario] = []
+    for n in range(sizes.cli_chains):
+        s = seed + n
+        pts = _points(s, crash.INGEST_POINTS, quick)
+        out.append(
+            partial(
+                crash.ingest_chain,
+                path="cli",
+                points=pts,
+                seed=s,
+                events_per_link=sizes.cli_events_per_link,
+            )
+        )
+    for n in range(sizes.sensor_chains):
+        s = seed + 100 + n
+        pts = ["after_ack"] if quick else _points(s, crash.INGEST_POINTS, quick)
+        out.append(
+            partial(
+                crash.ingest_chain,
+                path="sensor",
+                points=pts,
+                seed=s,
+                events_per_link=sizes.sensor_events_per_link,
+            )
+        )
+    for n in range(sizes.maintenance_chains):
+        s = seed + 200 + n
+        pts = (
+            ["before_compact_commit", "before_vacuum"]
+            if quick
+            else _points(s, crash.MAINTENANCE_POINTS, quick)
+        )
+        out.append(partial(crash.maintenance_chain, points=pts, seed=s, events_per_link=300))
+    return out
+
+
+def concurrency_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
+    shapes = [(1, True)] if quick else [(1, False), (4, False), (1, True), (4, True)]
+    out: list[Scenario] = []
+    for rep in range(sizes.concurrency_repeats if not quick else 1):
+        for partitions, maintenance in shapes:
+            s = seed + 300 + rep * 10 + partitions + (5 if maintenance else 0)
+            out.append(
+                partial(
+                    concurrency.writers_round,
+                    seed=s,
+                    partitions=partitions,
+                    events=sizes.concurrency_events,
+                    maintenance=maintenance,
+                )
+            )
+    return out
+
+
+def fault_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
+    names = list(pubsub_faults.FAULTS)
+    out: list[Scenario] = []
+    for rep in range(sizes.fault_seeds):
+        for i, name in enumerate(names):
+            s = seed + 400 + rep * 100 + i
+            out.append(
+                partial(pubsub_faults.fault_run, name=name, seed=s, events=sizes.fault_events)
+            )
+    return out
+
+
+def hostile_scenarios(sizes: Sizes) -> list[Scenario]:
+    return [
+        partial(_decoders, examples=sizes.decoder_examples),
+        partial(hostile.end_to_end, examples=sizes.e2e_examples, big=sizes.e2e_big),
+    ]
+
+
+def _decoders(root: Path, *, examples: int) -> Outcome:
+    return hostile.decoders(examples)
+
+
+def run_all(scenarios: list[Scenario], *, workers: int = 2) -> list[Outcome]:
+    """Run scenarios (each in its own temporary folder), `workers` at a time."""
+    with tempfile.TemporaryDirectory(prefix="reliability-") as tmp:
+        base = Path(tmp)
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            futures = [pool.submit(fn, base / f"s{i}") for i, fn in enumerate(scenarios)]
+            return [f.result() for f in futures]
+
+
+def combine(outcomes: list[Outcome]) -> list[Outcome]:
+    """One row per kind, in first-seen order."""
+    rows: dict[str, Outcome] = {}
+    for outcome in outcomes:
+        if outcome.kind not in rows:
+            rows[outcome.kind] = Outcome(kind=outcome.kind)
+        rows[outcome.kind].merge(outcome)
+    return list(rows.values())
+
+
+def run_plan(quick: bool, seed: int = 1) -> tuple[list[Outcome], float]:
+    sizes = QUICK if quick else FULL
+    started = time.perf_counter()
+    outcomes = run_all(crash_scenarios(sizes, seed, quick))
+    outcomes += run_all(concurrency_scenarios(sizes, seed, quick), workers=1)
+    outcomes += run_all(fault_scenarios(sizes, seed, quick))
+    outcomes += run_all(hostile_scenarios(sizes), workers=1)
+    return combine(outcomes), round(time.perf_counter() - started, 1)
+
+
+def render(rows: list[Outcome], *, quick: bool, seconds: float, seed: int) -> str:
+    total = Outcome(kind="**total**")
+    points: Counter[str] = Counter()
+    for row in rows:
+        total.merge(row)
+        points.update(row.kill_points)
+    header = (
+        "| fault kind | runs | SIGKILLs | messages published | events published | lost "
+        "| duplicated | quarantine errors | orphaned batches | accounting failures "
+        "| failed runs | seconds |\n"
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+    )
+    lines = [
+        f"| {r.kind} | {r.runs} | {r.kills} | {r.messages} | {r.events} | {r.lost} "
+        f"| {r.duplicated} | {r.quarantine_errors} | {r.orphaned_batches} "
+        f"| {r.accounting_failures} | {r.failed_runs} | {r.seconds} |"
+        for r in [*rows, total]
+    ]
+    kills = "\n".join(f"| `{p}` | {n} |" for p, n in sorted(points.items()))
+    notes = sorted({n for r in rows for n in r.notes})
+    plan = "quick (`--quick`)" if quick else "full"
+    text = (
+        f"Plan: {plan}, seed {seed}, wall time {seconds} s.\n\n"
+        + header
+        + "\n".join(lines)
+        + "\n\nSIGKILLs by kill point:\n\n| kill point | kills |\n| --- | ---: |\n"
+        + kills
+        + "\n"
+    )
+    if notes:
+        text += "\nNotes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
+    return text
