@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 # Trust the system certificate store (machines behind a TLS-inspecting proxy need it).
 export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: uv install check test test-cov test-slow demo dev bench clean
+.PHONY: uv install check test test-cov test-slow demo dev bench reliability reliability-quick clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -18,7 +18,7 @@ install: uv
 check: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy event_assets event_assets_tests benchmarks scripts
+	$(UV) run mypy event_assets event_assets_tests benchmarks scripts reliability
 	UV="$(UV)" bash infra/check.sh
 
 test: install
@@ -35,6 +35,12 @@ demo: install
 
 dev: install
 	$(UV) run python -m event_assets.dev.run_dev
+
+reliability: install
+	$(UV) run python -m reliability
+
+reliability-quick: install
+	$(UV) run python -m reliability --quick
 
 bench: install
 	$(UV) run python -m benchmarks
