@@ -1,7 +1,13 @@
-"""Measure end-to-end ingestion and the dedup-write against references in the same run.
+"""Measure every figure of issue 7 against its reference in the same run.
 
-    uv run python -m benchmarks                 # full size (see BENCHMARKS.md)
+    uv run python -m benchmarks                 # full size (see BENCHMARKS.md), ~5 min
+    uv run python -m benchmarks --huge          # also peak RSS at a 20M-row partition
     uv run python -m benchmarks --small         # seconds, for a smoke test
+
+Figures: end to end (publish -> landed -> in table) vs publish; one sensor tick
+(pull + land) vs publish; dedup-write vs plain append at a 5M-row partition with
+peak RSS at 1M/5M(/20M) rows; dedup-write with 30 other 1M-row partitions vs
+none; compaction of a day of ~1,000 small files vs a plain rewrite of its rows.
 
 Each figure is the median of --repeats runs (min-max shown). Dedup-write and its
 plain-append reference each run in a fresh subprocess so peak RSS is theirs alone.
@@ -118,6 +124,56 @@ def bench_end_to_end(events: int, repeats: int) -> dict[str, Any]:
     return {"events": events, "events_per_s": _stats(rates), "publish_per_s": _stats(publish_rates)}
 
 
+def bench_sensor_tick(messages: int, repeats: int) -> dict[str, Any]:
+    """One sensor tick: `pull_round` (pull, decode, land, quarantine, ack) of `messages`."""
+    from event_assets.demo import demo_messages
+    from event_assets.ingest import lake_of, pull_round
+    from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
+    from event_assets.settings import load_settings
+
+    seconds: list[float] = []
+    publish_seconds: list[float] = []
+    for run in range(repeats):
+        port = _free_port()
+        emulator = subprocess.Popen(
+            [sys.executable, "-m", "event_assets.cli", "emulator", "--port", str(port)],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert emulator.stdout is not None
+            emulator.stdout.readline()
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = load_settings(
+                    LAKE_URI=f"{tmp}/lake",
+                    PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
+                    PUBSUB_TOPIC=f"tick-{run}",
+                    PUBSUB_SUBSCRIPTION=f"tick-{run}-sub",
+                    PULL_MAX_MESSAGES=messages,
+                    PULL_TIMEOUT_SECONDS=120,
+                )
+                ensure_topic_and_subscription(settings)
+                batch = list(demo_messages(messages, offset=run * messages))
+                started = time.perf_counter()
+                publish(settings, batch)
+                publish_seconds.append(time.perf_counter() - started)
+                lake = lake_of(settings)
+                with Subscription(settings) as subscription:
+                    started = time.perf_counter()
+                    landed = pull_round(settings, subscription, lake)
+                    seconds.append(time.perf_counter() - started)
+                assert landed.pulled == messages, landed
+                assert landed.landed == messages, landed
+        finally:
+            emulator.terminate()
+            emulator.wait(timeout=30)
+    return {
+        "messages": messages,
+        "tick_seconds": _stats(seconds),
+        "publish_seconds": _stats(publish_seconds),
+    }
+
+
 def _child(mode: str, uri: str, batch: int, partition_rows: int) -> None:
     """Run one write in this fresh process; print seconds and peak RSS as JSON."""
     from deltalake import write_deltalake
@@ -153,17 +209,37 @@ def peak_rss_bytes() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def _build_partition(uri: str, rows: int) -> None:
+def _build_partition(uri: str, rows: int, *, day: date = DAY) -> None:
     from deltalake import write_deltalake
 
     step = 1_000_000
     for start in range(0, rows, step):
         write_deltalake(
             uri,
-            _synthetic_rows(start, min(step, rows - start)),
+            _synthetic_rows(start, min(step, rows - start), day=day),
             mode="append",
             partition_by=["event_date"],
         )
+
+
+def _run_child(mode: str, work: Path, batch: int, partition_rows: int) -> dict[str, float]:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--child",
+            mode,
+            str(work),
+            str(batch),
+            str(partition_rows),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
 
 
 def bench_dedup_write(partition_rows: int, batch: int, repeats: int) -> dict[str, Any]:
@@ -178,22 +254,7 @@ def bench_dedup_write(partition_rows: int, batch: int, repeats: int) -> dict[str
             for i in range(repeats):
                 work = Path(tmp) / f"{mode}-{i}" / "events"
                 shutil.copytree(base, work)
-                out = subprocess.run(
-                    [
-                        sys.executable,
-                        "-m",
-                        "benchmarks",
-                        "--child",
-                        mode,
-                        str(work),
-                        str(batch),
-                        str(partition_rows),
-                    ],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                result = json.loads(out.stdout.strip().splitlines()[-1])
+                result = _run_child(mode, work, batch, partition_rows)
                 secs.append(result["seconds"])
                 rss.append(result["peak_rss_bytes"] / 2**30)
             figures[mode] = {"seconds": secs, "peak_rss_gib": rss}
@@ -207,6 +268,101 @@ def bench_dedup_write(partition_rows: int, batch: int, repeats: int) -> dict[str
         "dedup_write_peak_rss_gib": _stats(figures["dedup_write"]["peak_rss_gib"]),
         "append_peak_rss_gib": _stats(figures["append"]["peak_rss_gib"]),
         "dedup_over_append": dedup_s / append_s,
+    }
+
+
+def bench_other_partitions(
+    partition_rows: int, others: int, other_rows: int, batch: int, repeats: int
+) -> dict[str, Any]:
+    """Dedup-write into one partition of a table that also holds `others` other days.
+
+    Each repeat writes a fresh batch (half already present) into the same two
+    tables, alternating between them, so both grow alike and neither is copied.
+    """
+    from datetime import timedelta
+
+    secs: dict[str, list[float]] = {"alone": [], "with_others": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        alone = Path(tmp) / "alone" / "events"
+        crowded = Path(tmp) / "crowded" / "events"
+        _build_partition(str(alone), partition_rows)
+        _build_partition(str(crowded), partition_rows)
+        for i in range(others):
+            _build_partition(str(crowded), other_rows, day=DAY + timedelta(days=i + 1))
+        for run in range(repeats):
+            present = partition_rows + run * (batch - batch // 2)
+            for name, work in (("alone", alone), ("with_others", crowded)):
+                secs[name].append(_run_child("dedup_write", work, batch, present)["seconds"])
+    return {
+        "partition_rows": partition_rows,
+        "other_partitions": others,
+        "other_partition_rows": other_rows,
+        "batch": batch,
+        "alone_seconds": _stats(secs["alone"]),
+        "with_others_seconds": _stats(secs["with_others"]),
+        "with_others_over_alone": statistics.median(secs["with_others"])
+        / statistics.median(secs["alone"]),
+    }
+
+
+def _build_small_files(uri: str, files: int) -> int:
+    """One day written as ~`files` small files (about 1,000 rows each) in one commit."""
+    from deltalake import WriterProperties, write_deltalake
+
+    rows = _synthetic_rows(0, files * 1024)
+    write_deltalake(
+        uri,
+        rows.to_batches(max_chunksize=1000),
+        partition_by=["event_date"],
+        target_file_size=1,
+        writer_properties=WriterProperties(max_row_group_size=1000, write_batch_size=1000),
+    )
+    return rows.num_rows
+
+
+def bench_compaction(files: int, repeats: int) -> dict[str, Any]:
+    """`compact` of a day of small files vs a plain rewrite (read all, overwrite the day)."""
+    from deltalake import DeltaTable, write_deltalake
+
+    from event_assets.storage.lake import Lake
+    from event_assets.storage.maintenance import compact
+    from event_assets.storage.tables import events_target
+
+    secs: dict[str, list[float]] = {"compact": [], "rewrite": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        base = Path(tmp) / "base" / "events"
+        rows = _build_small_files(str(base), files)
+        actual_files = len(DeltaTable(str(base)).file_uris())
+        for run in range(repeats):
+            for mode in ("compact", "rewrite"):
+                work = Path(tmp) / f"{mode}-{run}" / "events"
+                shutil.copytree(base, work)
+                started = time.perf_counter()
+                if mode == "compact":
+                    target = events_target(Lake.from_uri(str(work.parent)))
+                    result = compact(target, [DAY.isoformat()])
+                    assert result.files_after < result.files_before, result
+                else:
+                    dt = DeltaTable(str(work))
+                    day = dt.to_pyarrow_dataset(
+                        file_pruning_predicate=[("event_date", "=", DAY.isoformat())]
+                    ).to_table()
+                    write_deltalake(
+                        dt,
+                        day,
+                        mode="overwrite",
+                        predicate=f"event_date = '{DAY.isoformat()}'",
+                        partition_by=["event_date"],
+                    )
+                secs[mode].append(time.perf_counter() - started)
+                shutil.rmtree(work.parent)
+    return {
+        "files": actual_files,
+        "rows": rows,
+        "compact_seconds": _stats(secs["compact"]),
+        "rewrite_seconds": _stats(secs["rewrite"]),
+        "compact_over_rewrite": statistics.median(secs["compact"])
+        / statistics.median(secs["rewrite"]),
     }
 
 
@@ -226,6 +382,27 @@ def _print_table(results: dict[str, Any]) -> None:
     print(f"{'plain append of the same batch (s)':<48} {fmt(dw['append_seconds']):>30}")
     print(f"{'dedup-write / append':<48} {dw['dedup_over_append']:>30.2f}")
     print(f"{'dedup-write peak RSS (GiB)':<48} {fmt(dw['dedup_write_peak_rss_gib']):>30}")
+    for rss in results["dedup_rss_by_partition"]:
+        label = f"  peak RSS at {rss['partition_rows']} rows (GiB) dedup / append"
+        print(
+            f"{label:<48} {fmt(rss['dedup_write_peak_rss_gib'])} / "
+            f"{fmt(rss['append_peak_rss_gib'])}"
+        )
+    tick = results["sensor_tick"]
+    label = f"sensor tick: pull + land {tick['messages']} (s)"
+    print(f"{label:<48} {fmt(tick['tick_seconds']):>30}")
+    print(f"{'  publish of the same messages (s)':<48} {fmt(tick['publish_seconds']):>30}")
+    op = results["other_partitions"]
+    label = f"dedup-write, {op['other_partitions']} other days of {op['other_partition_rows']}"
+    label += " rows (s)"
+    print(f"{label:<48} {fmt(op['with_others_seconds']):>30}")
+    print(f"{'  same, no other partitions (s)':<48} {fmt(op['alone_seconds']):>30}")
+    print(f"{'  with others / alone':<48} {op['with_others_over_alone']:>30.2f}")
+    comp = results["compaction"]
+    label = f"compaction of {comp['files']} small files (s)"
+    print(f"{label:<48} {fmt(comp['compact_seconds']):>30}")
+    print(f"{'  plain rewrite of the same rows (s)':<48} {fmt(comp['rewrite_seconds']):>30}")
+    print(f"{'  compaction / rewrite':<48} {comp['compact_over_rewrite']:>30.2f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -234,7 +411,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partition-rows", type=int, default=5_000_000)
     parser.add_argument("--batch", type=int, default=100_000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--tick-messages", type=int, default=50_000)
+    parser.add_argument("--other-partitions", type=int, default=30)
+    parser.add_argument("--small-files", type=int, default=1_000)
     parser.add_argument("--small", action="store_true", help="tiny sizes, for a smoke test")
+    parser.add_argument(
+        "--huge", action="store_true", help="also peak RSS at a 20M-row partition (slow)"
+    )
+
     parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -242,17 +426,33 @@ def main(argv: list[str] | None = None) -> int:
         mode, uri, batch, partition_rows = args.child
         _child(mode, uri, int(batch), int(partition_rows))
         return 0
+    rss_sizes = [1_000_000]
     if args.small:
         args.events, args.partition_rows, args.batch, args.repeats = 2_000, 20_000, 2_000, 1
-    results = {
+        args.tick_messages, args.other_partitions, args.small_files = 2_000, 2, 20
+        rss_sizes = [10_000]
+    if args.huge:
+        rss_sizes.append(20_000_000)
+    results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
+            "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30),
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
         "end_to_end": bench_end_to_end(args.events, args.repeats),
+        "sensor_tick": bench_sensor_tick(args.tick_messages, args.repeats),
         "dedup_write": bench_dedup_write(args.partition_rows, args.batch, args.repeats),
     }
+    # Memory bounded with partition size: the same dedup-write at other sizes.
+    by_size = [results["dedup_write"]]
+    by_size += [bench_dedup_write(rows, args.batch, args.repeats) for rows in rss_sizes]
+    results["dedup_rss_by_partition"] = sorted(by_size, key=lambda r: r["partition_rows"])
+    other_rows = min(args.partition_rows, 1_000_000)
+    results["other_partitions"] = bench_other_partitions(
+        other_rows, args.other_partitions, other_rows, args.batch, args.repeats
+    )
+    results["compaction"] = bench_compaction(args.small_files, args.repeats)
     _print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))

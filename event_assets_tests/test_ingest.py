@@ -76,3 +76,16 @@ def test_a_round_stops_at_its_byte_budget(settings: Settings, monkeypatch) -> No
         first = pull_round(small, sub, lake_of(small))
     assert 4 <= first.pulled <= 6  # stops once 20 kB are held (2 messages per pull)
     assert first.landed == first.pulled
+
+
+def test_attributes_named_like_publish_parameters_are_published(settings: Settings) -> None:
+    """`data`, `topic`, ... are legal Pub/Sub attribute names."""
+    attributes = {"data": "d", "topic": "t", "ordering_key": "o", "retry": "r", "timeout": "x"}
+    ids = publish(settings, [(b'{"a": 1}', attributes), (b'{"a": 2}', {"event_type": "e"})])
+    assert len(set(ids)) == 2
+    with Subscription(settings) as sub:
+        pulled = sub.pull(10, timeout=5)
+    assert {frozenset(m.attributes.items()) for m in pulled.messages} == {
+        frozenset(attributes.items()),
+        frozenset({"event_type": "e"}.items()),
+    }

@@ -37,8 +37,12 @@ UTC, truncated to microseconds) or else the Pub/Sub ``publish_time``;
 ``event_date`` is its UTC date. Redeliveries therefore land in the same
 partition, where the merge skips them.
 
-Only the standard library ``json`` parses and dumps, for byte-compatibility
-with the seed's ids. Non-standard constants (``NaN``, ``Infinity``) and numbers
+Only the standard library ``json`` dumps, for byte-compatibility with the seed's
+ids. Parsing tries ``orjson`` first (about 3x faster) and falls back to the
+standard library whenever orjson refuses the text or might read it differently
+(integers of 19+ digits, which orjson turns into floats), so the parsed value,
+and with it every id and every quarantine reason, is the standard library's.
+Non-standard constants (``NaN``, ``Infinity``) and numbers
 that overflow to infinity are rejected, so the ``data`` column always holds
 standard JSON. Nesting is capped at :data:`MAX_JSON_DEPTH` so the outcome does
 not depend on how deep the caller's stack happens to be.
@@ -58,6 +62,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+import orjson
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -130,6 +135,21 @@ class PulledMessage(BaseModel):
     @classmethod
     def _unicode_ids(cls, value: str) -> str:
         return _require_unicode(value)
+
+
+class RawMessage(NamedTuple):
+    """A pulled message on the hot path: the fields of :class:`PulledMessage`, unvalidated.
+
+    For sources that already guarantee what the model checks (the pull client
+    builds these from protobuf, whose strings are valid UTF-8, with a UTC
+    ``publish_time``); building a pydantic model per message cost 0.5 s per 100k.
+    """
+
+    data: bytes
+    attributes: Mapping[str, str]
+    message_id: str
+    publish_time: datetime
+    ordering_key: str = ""
 
 
 class DecodedEvent(BaseModel):
@@ -270,12 +290,35 @@ def _json_type(value: object) -> str:
     return "a number"
 
 
+# A run of 19+ digits may be an integer beyond 64 bits, which orjson reads as a
+# float where the standard library keeps an int: such texts take the slow path.
+# (Checked as "19 digits in a row once every digit is mapped to 9": two C passes,
+# 5x cheaper than a regex search.)
+_DIGITS_TO_NINE = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
+_LONG_DIGIT_RUN = b"9" * 19
+
+
 def _parse_json(data: bytes) -> Any:
-    """Parse UTF-8 JSON text, rejecting what the ``data`` column cannot hold."""
+    """Parse UTF-8 JSON text, rejecting what the ``data`` column cannot hold.
+
+    The value is always what the standard library parser returns: orjson is only
+    trusted where it agrees (a hypothesis test holds it to that); anything orjson
+    refuses (NaN, infinities, lone surrogates, deep nesting, bad JSON) is handed to
+    the standard library, which accepts it or gives the reason it always gave.
+    """
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise _RejectedError(ReasonCode.NOT_UTF8, str(exc)) from None
+    if _LONG_DIGIT_RUN not in data.translate(_DIGITS_TO_NINE):
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError:
+            pass
+    return _parse_json_stdlib(text)
+
+
+def _parse_json_stdlib(text: str) -> Any:
     try:
         return _DECODER.decode(text)
     except RecursionError:
@@ -563,7 +606,10 @@ def _attributes_json(attributes: Mapping[str, str]) -> str:
 
 
 def _decode_row(
-    msg: PulledMessage, max_bytes: int, earliest_date: date | None, latest_date: date | None
+    msg: PulledMessage | RawMessage,
+    max_bytes: int,
+    earliest_date: date | None,
+    latest_date: date | None,
 ) -> _EventRow | _QuarantineRow:
     """Decode one message into a table row. Never raises."""
     attributes_json = "{}"
@@ -627,7 +673,14 @@ def decode_message(
 def _naive_utc(values: Sequence[datetime | None]) -> list[datetime | None]:
     # Arrow converts tz-aware datetimes ~100x slower than naive ones; naive values
     # are read as UTC for a UTC-typed column, so hand it the UTC wall time.
-    return [None if v is None else v.astimezone(UTC).replace(tzinfo=None) for v in values]
+    return [
+        None
+        if v is None
+        else v.replace(tzinfo=None)
+        if v.tzinfo is UTC
+        else v.astimezone(UTC).replace(tzinfo=None)
+        for v in values
+    ]
 
 
 def _columns(rows: list[Any], schema: pa.Schema) -> pa.Table:
@@ -643,7 +696,7 @@ def _columns(rows: list[Any], schema: pa.Schema) -> pa.Table:
 
 
 def decode_batch(
-    messages: Iterable[PulledMessage],
+    messages: Iterable[PulledMessage | RawMessage],
     *,
     max_bytes: int,
     earliest_date: date | None = None,

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -29,7 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from event_assets.events.decode import PulledMessage
+from event_assets.events.decode import RawMessage
 from event_assets.settings import Settings
 
 PUBSUB_HOST = "pubsub.googleapis.com:443"
@@ -52,6 +52,14 @@ _PullRequest: Any = types.PullRequest.pb()
 _PullResponse: Any = types.PullResponse.pb()
 _AckRequest: Any = types.AcknowledgeRequest.pb()
 _ModAckRequest: Any = types.ModifyAckDeadlineRequest.pb()
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _timestamp(seconds: int, nanos: int) -> datetime:
+    """A protobuf Timestamp as an aware UTC datetime, truncated to microseconds."""
+    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 class PubSubUnavailableError(RuntimeError):
@@ -78,7 +86,39 @@ class Pulled:
     """Messages of one pull with the ack ids that acknowledge them."""
 
     ack_ids: list[str]
-    messages: list[PulledMessage]
+    messages: list[RawMessage]
+
+
+@dataclass
+class RawPull:
+    """One pull's ack ids and its serialized `PullResponse` (see :func:`messages_of`)."""
+
+    ack_ids: list[str]
+    payload: bytes
+    data_bytes: int
+
+    def __len__(self) -> int:
+        return len(self.ack_ids)
+
+
+def messages_of(payload: bytes) -> list[RawMessage]:
+    """The messages of a serialized `PullResponse`, in order.
+
+    Plain tuples, not pydantic models: protobuf already guarantees what
+    `PulledMessage` validates (UTF-8 strings, a UTC timestamp).
+    """
+    if not payload:
+        return []
+    return [
+        RawMessage(
+            m.data,
+            dict(m.attributes),
+            m.message_id,
+            _timestamp(m.publish_time.seconds, m.publish_time.nanos),
+            m.ordering_key,
+        )
+        for m in (r.message for r in _PullResponse.FromString(payload).received_messages)
+    ]
 
 
 class Subscription:
@@ -90,10 +130,10 @@ class Subscription:
         self.path = settings.subscription_path
         self._channel = make_channel(settings)
         self._attempts = attempts
-        self._pull = self._channel.unary_unary(
+        self._pull_bytes = self._channel.unary_unary(
             "/google.pubsub.v1.Subscriber/Pull",
             request_serializer=_PullRequest.SerializeToString,
-            response_deserializer=_PullResponse.FromString,
+            response_deserializer=None,  # the serialized response, parsed where it is used
         )
         self._ack = self._channel.unary_unary(
             "/google.pubsub.v1.Subscriber/Acknowledge",
@@ -133,32 +173,30 @@ class Subscription:
 
     def pull(self, max_messages: int, timeout: float = 5.0) -> Pulled:
         """One Pull RPC; an empty result means nothing was available within `timeout`."""
+        raw = self.pull_raw(max_messages, timeout)
+        return Pulled(raw.ack_ids, messages_of(raw.payload))
+
+    def pull_raw(self, max_messages: int, timeout: float = 5.0) -> RawPull:
+        """One Pull RPC, the response kept as its serialized bytes.
+
+        Only the ack ids and sizes are read here; turning the payload into messages
+        (:func:`messages_of`) can then happen in another process.
+        """
         request = _PullRequest(subscription=self.path, max_messages=max_messages)
         try:
-            response = self._pull(request, timeout=timeout)
+            payload = self._pull_bytes(request, timeout=timeout)
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                return Pulled([], [])
+                return RawPull([], b"", 0)
             if not _is_retryable(exc):
                 raise PubSubUnavailableError(
                     f"Pub/Sub pull on {self.path} failed: {exc.code().name}: {exc.details()}"
                 ) from None
-            response = self._call("pull", self._pull, request, timeout)
-        ack_ids: list[str] = []
-        messages: list[PulledMessage] = []
-        for received in response.received_messages:
-            msg = received.message
-            ack_ids.append(received.ack_id)
-            messages.append(
-                PulledMessage(
-                    data=msg.data,
-                    attributes=dict(msg.attributes),
-                    message_id=msg.message_id,
-                    publish_time=msg.publish_time.ToDatetime(tzinfo=UTC),
-                    ordering_key=msg.ordering_key,
-                )
-            )
-        return Pulled(ack_ids, messages)
+            payload = self._call("pull", self._pull_bytes, request, timeout)
+        received = _PullResponse.FromString(payload).received_messages
+        return RawPull(
+            [r.ack_id for r in received], payload, sum(len(r.message.data) for r in received)
+        )
 
     def acknowledge(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
         for start in range(0, len(ack_ids), _ACK_CHUNK):
@@ -204,14 +242,30 @@ def ensure_topic_and_subscription(settings: Settings) -> None:
         publisher.transport.close()
 
 
+# PublisherClient.publish() takes attributes as keyword arguments next to these.
+_PUBLISH_PARAMETERS = frozenset({"self", "topic", "data", "ordering_key", "retry", "timeout"})
+
+
 def publish(settings: Settings, messages: Iterable[tuple[bytes, dict[str, str]]]) -> list[str]:
-    """Publish messages and wait for every id; raises on the first failure."""
+    """Publish messages and wait for every id; raises on the first failure.
+
+    The batching client publishes concurrently; a message with an attribute named
+    like one of `publish()`'s own parameters (e.g. `data`) cannot be passed to it
+    as keywords, so it goes through the underlying Publish call as a message.
+    """
     client = publisher_client(settings)
     try:
-        futures = [
-            client.publish(settings.topic_path, data, **attributes) for data, attributes in messages
-        ]
-        return [f.result(timeout=120) for f in futures]
+        results: list[Any] = []
+        for data, attributes in messages:
+            if _PUBLISH_PARAMETERS.isdisjoint(attributes):
+                results.append(client.publish(settings.topic_path, data, **attributes))
+            else:
+                message = types.PubsubMessage(data=data, attributes=attributes)
+                response = client.api.publish(
+                    topic=settings.topic_path, messages=[message], timeout=120
+                )
+                results.append(response.message_ids[0])
+        return [r if isinstance(r, str) else r.result(timeout=120) for r in results]
     finally:
         client.stop()
         client.transport.close()

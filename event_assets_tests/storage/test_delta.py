@@ -7,6 +7,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from deltalake import DeltaTable, write_deltalake
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from event_assets.storage.delta import dedup_write, first_per_key, key_predicate
 from event_assets.storage.lake import Lake
@@ -120,3 +122,23 @@ def test_key_predicate_names_partition_literally_and_escapes(lake: Lake) -> None
     predicate = key_predicate(events_target(lake), "2026-11-20", ["a'b"])
     assert predicate == "event_date = '2026-11-20' AND event_id IN ('a''b')"
     assert pc.equal(pa.scalar(1), pa.scalar(1)).as_py()
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    keys=st.lists(st.sampled_from("abcdefgh") | st.text(min_size=1, max_size=3), max_size=30),
+    orders=st.data(),
+)
+def test_first_per_key_matches_a_reference_with_and_without_repeats(
+    keys: list[str], orders: st.DataObject
+) -> None:
+    """Unique keys take a shortcut (no group-by); the result must not change."""
+    when = orders.draw(st.lists(st.integers(0, 3), min_size=len(keys), max_size=len(keys)))
+    rows = pa.table({"k": pa.array(keys, pa.string()), "t": pa.array(when, pa.int64())})
+    rows = rows.append_column("i", pa.array(range(len(keys)), pa.int64()))
+    got = first_per_key(rows, "k", ("t",))
+    ordered = sorted(range(len(keys)), key=lambda i: when[i])  # stable: then input order
+    expected: dict[str, int] = {}
+    for i in ordered:
+        expected.setdefault(keys[i], i)
+    assert got["i"].to_pylist() == sorted(expected.values(), key=ordered.index)
