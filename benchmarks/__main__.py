@@ -17,32 +17,31 @@ The emulator runs in its own process so it does not share the GIL with ingestion
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import platform
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from event_assets.dev.webserver import free_port
+
+if TYPE_CHECKING:
+    from event_assets.settings import Settings
+
 DAY = date(2026, 1, 15)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _synthetic_rows(start: int, count: int, *, day: date = DAY) -> pa.Table:
@@ -80,47 +79,56 @@ def _stats(values: list[float]) -> dict[str, float]:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
+@contextlib.contextmanager
+def _emulator_lab(name: str, **overrides: Any) -> Iterator[Settings]:
+    """An emulator in its own process (no GIL shared with ingestion) and settings for it."""
+    from event_assets.pubsub.client import ensure_topic_and_subscription
+    from event_assets.settings import load_settings
+
+    port = free_port()
+    emulator = subprocess.Popen(
+        [sys.executable, "-m", "event_assets.cli", "emulator", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert emulator.stdout is not None
+        emulator.stdout.readline()  # "listening on ..." once ready
+        with tempfile.TemporaryDirectory() as tmp:
+            settings = load_settings(
+                LAKE_URI=f"{tmp}/lake",
+                PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
+                PUBSUB_TOPIC=name,
+                PUBSUB_SUBSCRIPTION=f"{name}-sub",
+                PULL_TIMEOUT_SECONDS=120,
+                **overrides,
+            )
+            ensure_topic_and_subscription(settings)
+            yield settings
+    finally:
+        emulator.terminate()
+        emulator.wait(timeout=30)
+
+
 def bench_end_to_end(events: int, repeats: int) -> dict[str, Any]:
     """Publish to the emulator, then time `ingest --once` (pull, decode, land, ack, merge)."""
     from event_assets.demo import demo_messages
     from event_assets.ingest import ingest
-    from event_assets.pubsub.client import ensure_topic_and_subscription, publish
-    from event_assets.settings import load_settings
+    from event_assets.pubsub.client import publish
 
     rates: list[float] = []
     publish_rates: list[float] = []
     for run in range(repeats):
-        port = _free_port()
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "event_assets.cli", "emulator", "--port", str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert emulator.stdout is not None
-            emulator.stdout.readline()  # "listening on ..." once ready
-            with tempfile.TemporaryDirectory() as tmp:
-                settings = load_settings(
-                    LAKE_URI=f"{tmp}/lake",
-                    PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
-                    PUBSUB_TOPIC=f"bench-{run}",
-                    PUBSUB_SUBSCRIPTION=f"bench-{run}-sub",
-                    PULL_MAX_MESSAGES=max(events, 1),
-                    PULL_TIMEOUT_SECONDS=120,
-                )
-                ensure_topic_and_subscription(settings)
-                messages = list(demo_messages(events, offset=run * events))
-                started = time.perf_counter()
-                publish(settings, messages)
-                publish_rates.append(events / (time.perf_counter() - started))
-                started = time.perf_counter()
-                summary = ingest(settings, once=True)
-                elapsed = time.perf_counter() - started
-                assert summary.inserted == events, summary
-                rates.append(events / elapsed)
-        finally:
-            emulator.terminate()
-            emulator.wait(timeout=30)
+        with _emulator_lab(f"bench-{run}", PULL_MAX_MESSAGES=max(events, 1)) as settings:
+            messages = list(demo_messages(events, offset=run * events))
+            started = time.perf_counter()
+            publish(settings, messages)
+            publish_rates.append(events / (time.perf_counter() - started))
+            started = time.perf_counter()
+            summary = ingest(settings, once=True)
+            elapsed = time.perf_counter() - started
+            assert summary.inserted == events, summary
+            rates.append(events / elapsed)
     return {"events": events, "events_per_s": _stats(rates), "publish_per_s": _stats(publish_rates)}
 
 
@@ -128,45 +136,23 @@ def bench_sensor_tick(messages: int, repeats: int) -> dict[str, Any]:
     """One sensor tick: `pull_round` (pull, decode, land, quarantine, ack) of `messages`."""
     from event_assets.demo import demo_messages
     from event_assets.ingest import lake_of, pull_round
-    from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
-    from event_assets.settings import load_settings
+    from event_assets.pubsub.client import Subscription, publish
 
     seconds: list[float] = []
     publish_seconds: list[float] = []
     for run in range(repeats):
-        port = _free_port()
-        emulator = subprocess.Popen(
-            [sys.executable, "-m", "event_assets.cli", "emulator", "--port", str(port)],
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert emulator.stdout is not None
-            emulator.stdout.readline()
-            with tempfile.TemporaryDirectory() as tmp:
-                settings = load_settings(
-                    LAKE_URI=f"{tmp}/lake",
-                    PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
-                    PUBSUB_TOPIC=f"tick-{run}",
-                    PUBSUB_SUBSCRIPTION=f"tick-{run}-sub",
-                    PULL_MAX_MESSAGES=messages,
-                    PULL_TIMEOUT_SECONDS=120,
-                )
-                ensure_topic_and_subscription(settings)
-                batch = list(demo_messages(messages, offset=run * messages))
+        with _emulator_lab(f"tick-{run}", PULL_MAX_MESSAGES=messages) as settings:
+            batch = list(demo_messages(messages, offset=run * messages))
+            started = time.perf_counter()
+            publish(settings, batch)
+            publish_seconds.append(time.perf_counter() - started)
+            lake = lake_of(settings)
+            with Subscription(settings) as subscription:
                 started = time.perf_counter()
-                publish(settings, batch)
-                publish_seconds.append(time.perf_counter() - started)
-                lake = lake_of(settings)
-                with Subscription(settings) as subscription:
-                    started = time.perf_counter()
-                    landed = pull_round(settings, subscription, lake)
-                    seconds.append(time.perf_counter() - started)
-                assert landed.pulled == messages, landed
-                assert landed.landed == messages, landed
-        finally:
-            emulator.terminate()
-            emulator.wait(timeout=30)
+                landed = pull_round(settings, subscription, lake)
+                seconds.append(time.perf_counter() - started)
+            assert landed.pulled == messages, landed
+            assert landed.landed == messages, landed
     return {
         "messages": messages,
         "tick_seconds": _stats(seconds),

@@ -17,10 +17,11 @@ from .resources import EventAssetsResource
 warnings.filterwarnings("ignore", category=dg.PreviewWarning, module=r"dagster\..*")
 
 
-def _result(
+def check_result(
     outcome: checks.CheckOutcome,
     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR,
 ) -> dg.AssetCheckResult:
+    """A domain check outcome as Dagster's result (shared by the events and contract checks)."""
     return dg.AssetCheckResult(
         passed=outcome.passed,
         severity=severity,
@@ -40,7 +41,7 @@ def event_id_unique(
     context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
 ) -> dg.AssetCheckResult:
     target = events_target(event_assets.lake())
-    return _result(checks.unique_event_ids(target, context.partition_key))
+    return check_result(checks.unique_event_ids(target, context.partition_key))
 
 
 @dg.asset_check(
@@ -53,7 +54,7 @@ def required_columns_non_null(
     context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
 ) -> dg.AssetCheckResult:
     target = events_target(event_assets.lake())
-    return _result(checks.required_columns_non_null(target, context.partition_key))
+    return check_result(checks.required_columns_non_null(target, context.partition_key))
 
 
 @dg.asset_check(
@@ -69,7 +70,9 @@ def landing_reconciliation(
     context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
 ) -> dg.AssetCheckResult:
     lake = event_assets.lake()
-    return _result(checks.landing_reconciliation(events_target(lake), lake, context.partition_key))
+    return check_result(
+        checks.landing_reconciliation(events_target(lake), lake, context.partition_key)
+    )
 
 
 @dg.asset_check(
@@ -85,7 +88,7 @@ def cross_partition_duplicates(
     context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
 ) -> dg.AssetCheckResult:
     target = events_target(event_assets.lake())
-    return _result(
+    return check_result(
         checks.cross_partition_duplicates(target, context.partition_key),
         dg.AssetCheckSeverity.WARN,
     )
@@ -103,7 +106,7 @@ def events_freshness(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
         datetime.now(UTC),
         timedelta(minutes=settings.FRESHNESS_MAX_LAG_MINUTES),
     )
-    return _result(outcome, dg.AssetCheckSeverity.WARN)
+    return check_result(outcome, dg.AssetCheckSeverity.WARN)
 
 
 @dg.asset_check(
@@ -119,7 +122,7 @@ def accounting(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
     # ERROR: with in-flight batches accounted for, a failure is never transient; it is
     # lost or doubled data (or a hand-edited table), which someone must look at.
     lake = event_assets.lake()
-    return _result(checks.accounting(lake, events_target(lake), quarantine_target(lake)))
+    return check_result(checks.accounting(lake, events_target(lake), quarantine_target(lake)))
 
 
 partition_checks = [

@@ -16,8 +16,8 @@ from event_assets.contracts import (
     discover,
 )
 from event_assets.contracts import checks as contract_checks
-from event_assets.storage.checks import CheckOutcome
 
+from .checks import check_result
 from .ingestion import OWNER, events
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
@@ -46,17 +46,6 @@ def _column_schema(contract: Contract) -> dg.TableSchema:
             )
             for f in contract.schema
         ]
-    )
-
-
-def _result(
-    outcome: CheckOutcome, severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.ERROR
-) -> dg.AssetCheckResult:
-    return dg.AssetCheckResult(
-        passed=outcome.passed,
-        severity=severity,
-        description=outcome.description,
-        metadata=dict(outcome.metadata),
     )
 
 
@@ -146,7 +135,7 @@ def contract_checks_for(
         outcome = contract_checks.violation_rate(
             event_assets.lake(), contract, context.partition_key
         )
-        return _result(outcome, dg.AssetCheckSeverity.WARN)
+        return check_result(outcome, dg.AssetCheckSeverity.WARN)
 
     @dg.asset_check(
         asset=asset,
@@ -166,7 +155,7 @@ def contract_checks_for(
             context.partition_key,
             type_attribute=event_assets.settings().CONTRACT_TYPE_ATTRIBUTE,
         )
-        return _result(outcome)
+        return check_result(outcome)
 
     return [_violation_rate, _reconciliation]
 
