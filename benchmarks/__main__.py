@@ -45,11 +45,13 @@ DAY = date(2026, 1, 15)
 
 
 def _synthetic_rows(start: int, count: int, *, day: date = DAY) -> pa.Table:
+    from event_assets.events.identity import id_words
     from event_assets.events.schema import EVENTS_TABLE_SCHEMA
 
     when = datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
     ids = [hashlib.sha256(b"bench-%d" % i).hexdigest() for i in range(start, start + count)]
     n = len(ids)
+    hi, lo = id_words(pa.array(ids))
     return pa.table(
         {
             "event_id": ids,
@@ -70,6 +72,8 @@ def _synthetic_rows(start: int, count: int, *, day: date = DAY) -> pa.Table:
             ],
             "ingested_at": pa.array([when] * n, pa.timestamp("us", tz="UTC")),
             "batch_id": ["bench"] * n,
+            "event_id_hi": hi,
+            "event_id_lo": lo,
         },
         schema=EVENTS_TABLE_SCHEMA,
     )

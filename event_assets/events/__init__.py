@@ -18,10 +18,17 @@ from event_assets.events.decode import (
     parse_rfc3339,
     quarantine_to_table,
 )
-from event_assets.events.identity import canonical_json, event_id_of, event_id_of_canonical
+from event_assets.events.identity import (
+    canonical_json,
+    event_id_of,
+    event_id_of_canonical,
+    id_words,
+)
 from event_assets.events.schema import (
     EVENT_COLUMNS_SCHEMA,
+    EVENT_ID_WORDS,
     EVENTS_TABLE_SCHEMA,
+    LANDED_EVENTS_SCHEMA,
     QUARANTINE_COLUMNS_SCHEMA,
     QUARANTINE_TABLE_SCHEMA,
     REQUIRED_EVENT_COLUMNS,
@@ -31,6 +38,8 @@ __all__ = [
     "ENVELOPE_ID_PREFIX",
     "EVENTS_TABLE_SCHEMA",
     "EVENT_COLUMNS_SCHEMA",
+    "EVENT_ID_WORDS",
+    "LANDED_EVENTS_SCHEMA",
     "MAX_JSON_DEPTH",
     "QUARANTINE_COLUMNS_SCHEMA",
     "QUARANTINE_TABLE_SCHEMA",
@@ -47,6 +56,7 @@ __all__ = [
     "event_id_of",
     "event_id_of_canonical",
     "events_to_table",
+    "id_words",
     "parse_rfc3339",
     "quarantine_to_table",
 ]

@@ -15,9 +15,13 @@ from __future__ import annotations
 import hashlib
 import json
 
+import polars as pl
+import pyarrow as pa
+
 # One reusable encoder: ``json.dumps(value, sort_keys=True)`` builds an identical
 # ``JSONEncoder`` on every call; reusing it gives the same bytes without the setup.
 _CANONICAL_ENCODER = json.JSONEncoder(sort_keys=True)
+_ID_HEX_CHARS = 64
 
 
 def canonical_json(value: object) -> str:
@@ -38,3 +42,30 @@ def event_id_of(value: object) -> str:
     """Return the event id of ``value``: sha256 hex of its canonical JSON (the seed's
     ``generate_unique_id``)."""
     return event_id_of_canonical(canonical_json(value))
+
+
+def id_words(ids: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
+    """The first 128 bits of each event id as two big-endian signed int64 words.
+
+    The dedup-write compares these instead of the 64-character ids: reading 16
+    bytes per row of a partition rather than ~70 is what keeps insert-if-absent
+    near the cost of an append. Two distinct events share 128 leading bits of their
+    SHA-256 with probability 2^-128 per pair (~1e-19 at 10^10 rows in one day), far
+    below storage error rates, so the words decide identity exactly as the id does.
+
+    Raises ``ValueError`` if an id is not 64 hex characters.
+    """
+    series = pl.Series("id", ids, dtype=pl.String)
+    if series.null_count() or not (series.str.len_bytes() == _ID_HEX_CHARS).all():
+        raise ValueError("event ids must be 64-character sha256 hex")
+    try:
+        words = pl.select(
+            series.str.slice(offset, 16)
+            .str.decode("hex")
+            .bin.reinterpret(dtype=pl.Int64, endianness="big")
+            .alias(str(offset))
+            for offset in (0, 16)
+        )
+    except pl.exceptions.ComputeError:
+        raise ValueError("event ids must be 64-character sha256 hex") from None
+    return words["0"].to_arrow(), words["16"].to_arrow()

@@ -1,8 +1,12 @@
 """Arrow schemas of the ``events`` and ``events_quarantine`` tables, in one place.
 
-The ``*_COLUMNS_SCHEMA`` schemas are what decoding produces; the
-``*_TABLE_SCHEMA`` schemas add the columns stamped when a batch is landed
-(``ingested_at``/``batch_id``) or quarantined (``quarantined_at``). All
+The ``*_COLUMNS_SCHEMA`` schemas are what decoding produces;
+``LANDED_EVENTS_SCHEMA`` adds the columns stamped when a batch is landed
+(``ingested_at``/``batch_id``) and ``QUARANTINE_TABLE_SCHEMA`` the one stamped when
+a message is quarantined (``quarantined_at``). ``EVENTS_TABLE_SCHEMA`` is the Delta
+table: a landed batch plus ``EVENT_ID_WORDS``, the first 128 bits of ``event_id``
+as two integers, which the dedup-write compares instead of reading every 64-character
+id of a partition (see :func:`event_assets.events.identity.id_words`). All
 timestamps are microsecond UTC: Delta Lake stores timestamps at microsecond
 precision, so anything finer would be lost on write anyway.
 """
@@ -31,11 +35,21 @@ EVENT_COLUMNS_SCHEMA: pa.Schema = pa.schema(
     ]
 )
 
-EVENTS_TABLE_SCHEMA: pa.Schema = pa.schema(
+LANDED_EVENTS_SCHEMA: pa.Schema = pa.schema(
     [
         *EVENT_COLUMNS_SCHEMA,
         pa.field("ingested_at", UTC_MICROS, nullable=False),
         pa.field("batch_id", pa.string(), nullable=False),
+    ]
+)
+
+# Derived from event_id, never decoded: landing batches do not carry them.
+EVENT_ID_WORDS: tuple[str, str] = ("event_id_hi", "event_id_lo")
+
+EVENTS_TABLE_SCHEMA: pa.Schema = pa.schema(
+    [
+        *LANDED_EVENTS_SCHEMA,
+        *(pa.field(name, pa.int64(), nullable=False) for name in EVENT_ID_WORDS),
     ]
 )
 

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from event_assets.events.schema import EVENTS_TABLE_SCHEMA
+from event_assets.events.schema import LANDED_EVENTS_SCHEMA
 from event_assets.storage.lake import LANDING_DIR, Lake
 
 MERGED_DIR = "_merged"
@@ -80,7 +80,7 @@ def land_batch(
     table = events.append_column(
         "ingested_at", pa.array([ingested_at] * events.num_rows, pa.timestamp("us", tz="UTC"))
     ).append_column("batch_id", pa.array([batch_id] * events.num_rows, pa.string()))
-    table = table.select(EVENTS_TABLE_SCHEMA.names).cast(EVENTS_TABLE_SCHEMA)
+    table = table.select(LANDED_EVENTS_SCHEMA.names).cast(LANDED_EVENTS_SCHEMA)
     store = lake.store(LANDING_DIR)
     landed: list[LandedBatch] = []
     dates = pc.unique(table["event_date"]).to_pylist()
@@ -105,8 +105,8 @@ def read_batches(lake: Lake, paths: Iterable[str]) -> pa.Table:
         pq.read_table(io.BytesIO(obstore.get(store, path).bytes().to_bytes())) for path in paths
     ]
     if not tables:
-        return EVENTS_TABLE_SCHEMA.empty_table()
-    return pa.concat_tables([t.cast(EVENTS_TABLE_SCHEMA) for t in tables])
+        return LANDED_EVENTS_SCHEMA.empty_table()
+    return pa.concat_tables([t.cast(LANDED_EVENTS_SCHEMA) for t in tables])
 
 
 def list_batches(lake: Lake, partition: date | None = None) -> list[str]:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-from event_assets.events.schema import EVENTS_TABLE_SCHEMA, QUARANTINE_TABLE_SCHEMA
+from event_assets.events.identity import id_words
+from event_assets.events.schema import (
+    EVENT_ID_WORDS,
+    EVENTS_TABLE_SCHEMA,
+    QUARANTINE_TABLE_SCHEMA,
+)
 from event_assets.storage.delta import DeltaTarget
 from event_assets.storage.lake import Lake
 
 
 def events_target(lake: Lake) -> DeltaTarget:
-    """`events`: unique `event_id` per `event_date`; the earliest landed copy survives."""
+    """`events`: unique `event_id` per `event_date`; the earliest landed copy survives.
+
+    The dedup scan compares `event_id`'s first 128 bits (`EVENT_ID_WORDS`)."""
     return DeltaTarget(
         uri=lake.events_uri,
         schema=EVENTS_TABLE_SCHEMA,
@@ -16,6 +23,8 @@ def events_target(lake: Lake) -> DeltaTarget:
         partition_by="event_date",
         survivor_order=("ingested_at", "batch_id"),
         storage_options=lake.storage_options,
+        key_words=EVENT_ID_WORDS,
+        key_words_of=id_words,
     )
 
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pyarrow as pa
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from event_assets.events import canonical_json, event_id_of, event_id_of_canonical
+from event_assets.events import canonical_json, event_id_of, event_id_of_canonical, id_words
 
 
 def seed_generate_unique_id(data: dict[str, object]) -> str:
@@ -83,3 +85,28 @@ def test_canonical_json_matches_json_dumps_sort_keys(value: object) -> None:
 @given(st.dictionaries(st.text(), json_values, max_size=5))
 def test_event_id_of_equals_seed_generate_unique_id(value: dict[str, object]) -> None:
     assert event_id_of(value) == seed_generate_unique_id(value)
+
+
+def _signed(hex16: str) -> int:
+    return int.from_bytes(bytes.fromhex(hex16), "big", signed=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.binary(min_size=0, max_size=40), min_size=1, max_size=50))
+def test_id_words_are_the_first_128_bits_of_the_id(payloads: list[bytes]) -> None:
+    ids = [hashlib.sha256(p).hexdigest() for p in payloads]
+    hi, lo = id_words(pa.array(ids))
+    assert hi.to_pylist() == [_signed(i[:16]) for i in ids]
+    assert lo.to_pylist() == [_signed(i[16:32]) for i in ids]
+
+
+def test_id_words_pinned_extremes() -> None:
+    hi, lo = id_words(pa.chunked_array([["f" * 64, "0" * 64], ["7" + "f" * 63]]))
+    assert hi.to_pylist() == [-1, 0, 2**63 - 1]
+    assert lo.to_pylist() == [-1, 0, -1]
+
+
+@pytest.mark.parametrize("bad", ["ab", "z" * 64, "0" * 63 + "é", None])
+def test_id_words_refuse_what_is_not_a_sha256_hex_id(bad: str | None) -> None:
+    with pytest.raises(ValueError, match="64-character sha256 hex"):
+        id_words(pa.array(["0" * 64, bad], pa.string()))

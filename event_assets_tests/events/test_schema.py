@@ -8,7 +8,9 @@ import pyarrow as pa
 
 from event_assets.events import (
     EVENT_COLUMNS_SCHEMA,
+    EVENT_ID_WORDS,
     EVENTS_TABLE_SCHEMA,
+    LANDED_EVENTS_SCHEMA,
     QUARANTINE_COLUMNS_SCHEMA,
     QUARANTINE_TABLE_SCHEMA,
     REQUIRED_EVENT_COLUMNS,
@@ -39,12 +41,19 @@ def test_event_columns_schema() -> None:
     ]
 
 
-def test_events_table_schema_adds_landing_columns() -> None:
-    assert EVENTS_TABLE_SCHEMA.names == [*EVENT_COLUMNS_SCHEMA.names, "ingested_at", "batch_id"]
-    assert EVENTS_TABLE_SCHEMA.field("ingested_at").type == TS
-    assert not EVENTS_TABLE_SCHEMA.field("ingested_at").nullable
-    assert EVENTS_TABLE_SCHEMA.field("batch_id").type == pa.string()
-    assert not EVENTS_TABLE_SCHEMA.field("batch_id").nullable
+def test_landed_schema_adds_landing_columns() -> None:
+    assert LANDED_EVENTS_SCHEMA.names == [*EVENT_COLUMNS_SCHEMA.names, "ingested_at", "batch_id"]
+    assert LANDED_EVENTS_SCHEMA.field("ingested_at").type == TS
+    assert not LANDED_EVENTS_SCHEMA.field("ingested_at").nullable
+    assert LANDED_EVENTS_SCHEMA.field("batch_id").type == pa.string()
+    assert not LANDED_EVENTS_SCHEMA.field("batch_id").nullable
+
+
+def test_events_table_schema_adds_the_id_words() -> None:
+    assert EVENTS_TABLE_SCHEMA.names == [*LANDED_EVENTS_SCHEMA.names, *EVENT_ID_WORDS]
+    for name in EVENT_ID_WORDS:
+        assert EVENTS_TABLE_SCHEMA.field(name).type == pa.int64()
+        assert not EVENTS_TABLE_SCHEMA.field(name).nullable
 
 
 def test_quarantine_schemas() -> None:
@@ -72,6 +81,8 @@ def test_required_event_columns_are_the_not_null_ones() -> None:
         "data",
         "ingested_at",
         "batch_id",
+        "event_id_hi",
+        "event_id_lo",
     )
 
 

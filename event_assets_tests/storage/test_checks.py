@@ -17,7 +17,7 @@ from event_assets.storage.checks import (
     required_columns_non_null,
     unique_event_ids,
 )
-from event_assets.storage.delta import DeltaTarget, dedup_write
+from event_assets.storage.delta import DeltaTarget, dedup_write, with_key_words
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import land_batch, read_batches
 from event_assets.storage.tables import events_target
@@ -107,7 +107,9 @@ def test_reconciliation_fails_when_landed_events_never_reached_the_table(lake: L
 
 def test_duplicate_row_fails_unique_event_ids(lake: Lake) -> None:
     rows = _ingest(lake, DAY, range(20))
-    write_deltalake(lake.events_uri, rows.slice(3, 1), mode="append")
+    write_deltalake(
+        lake.events_uri, with_key_words(events_target(lake), rows.slice(3, 1)), mode="append"
+    )
 
     outcome = unique_event_ids(events_target(lake), P)
 
@@ -125,13 +127,13 @@ def test_null_in_a_required_column_fails_non_null(lake: Lake) -> None:
     nullable = pa.schema([f.with_nullable(True) for f in EVENTS_TABLE_SCHEMA])
     target = replace(events_target(lake), schema=nullable)
     rows = _ingest(lake, DAY, range(10), target=target)
-    bad = rows.slice(0, 1).cast(nullable)
+    bad = rows.slice(0, 1).set_column(0, "event_id", pa.array([_event_id(999)]))
+    bad = with_key_words(target, bad).cast(nullable)
     bad = bad.set_column(
         bad.schema.get_field_index("event_time"),
         nullable.field("event_time"),
         pa.nulls(1, nullable.field("event_time").type),
     )
-    bad = bad.set_column(0, nullable.field("event_id"), pa.array([_event_id(999)]))
     write_deltalake(lake.events_uri, bad, mode="append")
 
     outcome = required_columns_non_null(target, P)
@@ -198,7 +200,12 @@ def test_freshness_reads_partitions_whose_files_lack_statistics(lake: Lake) -> N
     no_stats = WriterProperties(
         default_column_properties=ColumnProperties(statistics_enabled="NONE")
     )
-    write_deltalake(lake.events_uri, rows, mode="append", writer_properties=no_stats)
+    write_deltalake(
+        lake.events_uri,
+        with_key_words(events_target(lake), rows),
+        mode="append",
+        writer_properties=no_stats,
+    )
 
     outcome = freshness(events_target(lake), later + timedelta(minutes=1), timedelta(minutes=5))
 

@@ -10,7 +10,7 @@ from deltalake import DeltaTable, write_deltalake
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from event_assets.storage.delta import dedup_write, first_per_key, key_predicate
+from event_assets.storage.delta import dedup_write, first_per_key, key_predicate, with_key_words
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import land_batch, read_batches
 from event_assets.storage.tables import events_target
@@ -73,7 +73,8 @@ def test_rerun_repairs_duplicates_left_by_a_raced_blind_append(lake: Lake) -> No
     rows = _landed(lake, DAY, range(20))
     dedup_write(target, rows, partition=DAY.isoformat())
     # Simulate the other writer's blind append of overlapping keys.
-    write_deltalake(lake.events_uri, _landed(lake, DAY, range(10, 30), tag="x"), mode="append")
+    raced = with_key_words(target, _landed(lake, DAY, range(10, 30), tag="x"))
+    write_deltalake(lake.events_uri, raced, mode="append")
     assert len(_ids(lake, DAY)) == 40
     healed = dedup_write(target, _landed(lake, DAY, range(10, 30)), partition=DAY.isoformat())
     assert healed.repaired == 10
@@ -142,3 +143,44 @@ def test_first_per_key_matches_a_reference_with_and_without_repeats(
     for i in ordered:
         expected.setdefault(keys[i], i)
     assert got["i"].to_pylist() == sorted(expected.values(), key=ordered.index)
+
+
+def test_stored_id_words_are_those_of_the_id(lake: Lake) -> None:
+    dedup_write(events_target(lake), _landed(lake, DAY, range(30)), partition=DAY.isoformat())
+    table = DeltaTable(lake.events_uri).to_pyarrow_table()
+    ids = table["event_id"].to_pylist()
+    assert table["event_id_hi"].to_pylist() == [
+        int.from_bytes(bytes.fromhex(i[:16]), "big", signed=True) for i in ids
+    ]
+    assert table["event_id_lo"].to_pylist() == [
+        int.from_bytes(bytes.fromhex(i[16:32]), "big", signed=True) for i in ids
+    ]
+
+
+def test_the_scan_compares_the_words_not_the_ids(lake: Lake) -> None:
+    """Proof that the cheap columns decide: a stored row whose words were forged to
+    match another id makes that id count as present (never happens to real rows)."""
+    target = events_target(lake)
+    dedup_write(target, _landed(lake, DAY, range(3)), partition=DAY.isoformat())
+    newcomer = _landed(lake, DAY, [7])
+    forged = with_key_words(target, _landed(lake, DAY, [8]))
+    for name in target.key_words:
+        forged = forged.set_column(
+            forged.schema.get_field_index(name), name, with_key_words(target, newcomer)[name]
+        )
+    write_deltalake(lake.events_uri, forged, mode="append")
+    result = dedup_write(target, newcomer, partition=DAY.isoformat())
+    assert (result.inserted, result.duplicates) == (0, 1)
+
+
+def test_a_table_created_without_the_id_words_is_still_deduplicated(lake: Lake) -> None:
+    """Tables written before the words existed keep working (comparing full ids)."""
+    legacy = _landed(lake, DAY, range(40))
+    write_deltalake(lake.events_uri, legacy, mode="append", partition_by=["event_date"])
+    target = events_target(lake)
+    result = dedup_write(target, _landed(lake, DAY, range(20, 60)), partition=DAY.isoformat())
+    assert (result.inserted, result.duplicates) == (20, 20)
+    ids = _ids(lake, DAY)
+    assert len(ids) == 60 == len(set(ids))
+    fields = {f.name for f in DeltaTable(lake.events_uri).schema().fields}
+    assert not fields & set(target.key_words)
