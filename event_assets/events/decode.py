@@ -69,6 +69,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from event_assets.events.identity import canonical_json, event_id_of_canonical
 from event_assets.events.schema import EVENT_COLUMNS_SCHEMA, QUARANTINE_COLUMNS_SCHEMA
 
+# The quoting json.dumps applies to every str (ensure_ascii=True): the C function.
+_quote = json.encoder.encode_basestring_ascii
+
 MAX_JSON_DEPTH = 200
 """Deepest accepted nesting of arrays/objects (of the hashed form). Far below the
 interpreter's recursion limit, so parse and dump never depend on stack depth, and
@@ -345,13 +348,14 @@ def _nesting_depth_exceeds(value: object, limit: int) -> bool:
     return False
 
 
-def _canonical(value: object, bracket_bound: int) -> str:
-    """Canonical JSON of ``value``, whose nesting is at most ``bracket_bound``.
+def _canonical(value: object, bracket_bound: int, limit: int = MAX_JSON_DEPTH) -> str:
+    """Canonical JSON of ``value``, whose nesting is at most ``bracket_bound``,
+    refused if nested deeper than ``limit``.
 
     The bound (a count of ``[``/``{`` bytes) is cheap; the exact depth is only
-    computed when the bound exceeds :data:`MAX_JSON_DEPTH`.
+    computed when the bound exceeds the limit.
     """
-    if bracket_bound > MAX_JSON_DEPTH and _nesting_depth_exceeds(value, MAX_JSON_DEPTH):
+    if bracket_bound > limit and _nesting_depth_exceeds(value, limit):
         raise _RejectedError(
             ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels"
         )
@@ -361,6 +365,17 @@ def _canonical(value: object, bracket_bound: int) -> str:
         raise _RejectedError(
             ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels"
         ) from None
+
+
+def _canonical_object(value_texts: Mapping[str, str]) -> str:
+    """``canonical_json`` of an object whose values are already canonical text.
+
+    Byte for byte what ``json.dumps(sort_keys=True)`` writes for the object (sorted
+    keys quoted by the same C function, ``": "`` and ``", "``), so a CloudEvent's
+    data is serialised once for both the ``data`` column and the hashed form.
+    """
+    items = ", ".join(f"{_quote(key)}: {value_texts[key]}" for key in sorted(value_texts))
+    return "{" + items + "}"
 
 
 def _bracket_count(data: bytes) -> int:
@@ -482,13 +497,14 @@ def _cloudevent_fields(
 ) -> _EventFields:
     """Hash the structured form ``event`` and pick the columns."""
     ce_id, source, type_, subject, specversion, content_type, event_time = context
-    if "data" in event:
-        data_text = _canonical(event["data"], bracket_bound)
-    elif "data_base64" in event:
-        data_text = canonical_json(event["data_base64"])
-    else:
-        data_text = "null"
-    event_id = event_id_of_canonical(_canonical(event, bracket_bound + 1))
+    # The structured form is one level deeper than each of its values.
+    limit = MAX_JSON_DEPTH - 1
+    texts = {
+        key: _quote(value) if type(value) is str else _canonical(value, bracket_bound, limit)
+        for key, value in event.items()
+    }
+    data_text = texts.get("data") or texts.get("data_base64") or "null"
+    event_id = event_id_of_canonical(_canonical_object(texts))
     return _EventFields(
         event_id, event_time, ce_id, source, type_, subject, specversion, content_type, data_text
     )

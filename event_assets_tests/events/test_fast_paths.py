@@ -1,7 +1,8 @@
 """The speed-ups keep the identity rule: every fast path gives the stdlib's value and ids.
 
 `_parse_json` tries orjson and falls back to the standard library; the lean pull
-builds `RawMessage` tuples instead of `PulledMessage` models. Whatever the input,
+builds `RawMessage` tuples instead of `PulledMessage` models; a CloudEvent's hashed
+form is assembled around its already serialised data (`_canonical_object`). Whatever the input,
 the parsed value (and so the canonical text and the event id) and the decoded
 rows must be exactly what the standard-library path gives.
 """
@@ -18,8 +19,10 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from event_assets.events.decode import (
+    MAX_JSON_DEPTH,
     PulledMessage,
     RawMessage,
+    _canonical_object,
     _parse_json,
     _parse_json_stdlib,
     _RejectedError,
@@ -185,3 +188,56 @@ def test_raw_messages_decode_exactly_like_pulled_messages(
     assert fast.events.equals(slow.events)
     assert fast.quarantine.equals(slow.quarantine)
     assert isinstance(fast.events, pa.Table)
+
+
+@settings(max_examples=400, deadline=None)
+@given(value=st.dictionaries(st.text(max_size=8), json_values, max_size=6))
+def test_object_assembled_from_canonical_values_is_canonical_json(value: dict[str, Any]) -> None:
+    assembled = _canonical_object({k: canonical_json(v) for k, v in value.items()})
+    assert assembled == canonical_json(value) == json.dumps(value, sort_keys=True)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    data=json_values,
+    extension=json_values,
+    binary=st.booleans(),
+)
+def test_cloudevent_id_is_the_hash_of_its_whole_structured_form(
+    data: Any, extension: Any, binary: bool
+) -> None:
+    """The seed rule applied to the structured form, computed the slow way."""
+    context = {
+        "specversion": "1.0",
+        "id": "e-1",
+        "source": "//s",
+        "type": "t",
+        "time": "2025-11-24T10:00:00Z",
+    }
+    if binary:
+        attributes = {f"ce-{k}": str(v) for k, v in context.items()}
+        attributes["content-type"] = "application/json"
+        structured = {**context, "datacontenttype": "application/json", "data": data}
+        payload = json.dumps(data).encode()
+    else:
+        structured = {**context, "data": data, "ext": extension}
+        if extension is None:
+            del structured["ext"]  # a null attribute counts as absent
+        attributes = {"content-type": "application/cloudevents+json"}
+        payload = json.dumps(structured).encode()
+    batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH)], max_bytes=10**7)
+    assert batch.quarantine.num_rows == 0, batch.quarantine["reason"].to_pylist()
+    assert batch.events["event_id"].to_pylist() == [event_id_of(structured)]
+    assert batch.events["data"].to_pylist() == [json.dumps(data, sort_keys=True)]
+
+
+def test_cloudevent_data_at_the_depth_limit_is_rejected_as_before() -> None:
+    """The structured form is one level deeper than its data: data nested
+    MAX_JSON_DEPTH deep makes a form one level too deep."""
+    attributes = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}
+    for depth, accepted in ((MAX_JSON_DEPTH - 1, True), (MAX_JSON_DEPTH, False)):
+        payload = ("[" * depth + "]" * depth).encode()
+        batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH)], max_bytes=10**7)
+        assert (batch.events.num_rows == 1) is accepted
+        if not accepted:
+            assert batch.quarantine["reason_code"].to_pylist() == ["json_too_deep"]
