@@ -8,7 +8,6 @@ first merges any batch a crashed process landed but never merged.
 
 from __future__ import annotations
 
-import functools
 import queue
 import threading
 import time
@@ -21,10 +20,10 @@ from typing import cast
 import logfire
 import pyarrow as pa
 
-from event_assets.events.decode import decode_batch
+from event_assets.decode_pool import DecodeOptions, Decoder
 from event_assets.faults import checkpoint
 from event_assets.observability import record_merge, record_pull
-from event_assets.pubsub.client import RawPull, Subscription, messages_of
+from event_assets.pubsub.client import RawPull, Subscription
 from event_assets.settings import Settings
 from event_assets.storage.delta import WriteResult, dedup_write
 from event_assets.storage.lake import Lake
@@ -108,22 +107,17 @@ def _pull_round(
     settings: Settings, subscription: Subscription, lake: Lake, *, now: datetime | None
 ) -> LandResult:
     earliest, latest = partition_range(settings, now)
-    decode = functools.partial(
-        decode_pull_payload,
-        max_bytes=settings.MAX_MESSAGE_BYTES,
-        earliest_date=earliest,
-        latest_date=latest,
-    )
+    options = DecodeOptions(settings.MAX_MESSAGE_BYTES, earliest, latest)
+    decoder = Decoder(options, settings.DECODE_WORKERS)
     ack_ids: list[str] = []
-    decoded: list[tuple[pa.Table, pa.Table]] = []
     # A background thread waits on the next Pull RPC (GIL released) while this one
-    # decodes the previous response: the wait on Pub/Sub and the decoding overlap.
-    # (Decoding in worker processes was measured and dropped: on 2 cores shared with
-    # the emulator, spawning and importing the workers cost more than they saved.)
+    # hands the previous response to the decoder (worker processes, or this thread
+    # with DECODE_WORKERS=0): pulling and decoding overlap.
     # Nothing is acked until everything is durable.
     for pulled in _prefetched(_pulls(settings, subscription)):
         ack_ids.extend(pulled.ack_ids)
-        decoded.append(decode(pulled.payload))
+        decoder.submit(pulled.payload)
+    decoded = decoder.results()
     result = LandResult(pulled=len(ack_ids))
     if not ack_ids:
         return result
@@ -143,19 +137,6 @@ def _pull_round(
     subscription.acknowledge(ack_ids)
     checkpoint("after_ack")
     return result
-
-
-def decode_pull_payload(
-    payload: bytes, *, max_bytes: int, earliest_date: date | None, latest_date: date | None
-) -> tuple[pa.Table, pa.Table]:
-    """Decode a serialized PullResponse into (events, quarantine)."""
-    decoded = decode_batch(
-        messages_of(payload),
-        max_bytes=max_bytes,
-        earliest_date=earliest_date,
-        latest_date=latest_date,
-    )
-    return decoded.events, decoded.quarantine
 
 
 def _pulls(settings: Settings, subscription: Subscription) -> Iterator[RawPull]:

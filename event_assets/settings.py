@@ -54,6 +54,14 @@ class Settings(BaseSettings):
     PULL_BATCH_SIZE: Annotated[int, Field(gt=0, le=1000)] = Field(
         default=1000, description="max_messages of one Pull RPC (Pub/Sub caps it at 1000)."
     )
+    DECODE_WORKERS: Annotated[int, Field(ge=0, le=64)] = Field(
+        default=0,
+        description=(
+            "Processes that decode pulled messages in parallel (kept for the life of "
+            "the process); 0 decodes in the pulling process. Worth the core count in "
+            "long-lived processes (the code server, `ingest` without --once)."
+        ),
+    )
     PULL_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = Field(
         default=10.0, description="Time budget of one pull round."
     )

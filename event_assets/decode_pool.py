@@ -1,0 +1,185 @@
+"""Decode pull responses on every core.
+
+Decoding (JSON parse, canonical JSON, SHA-256, Arrow columns) is CPU-bound Python:
+one interpreter holds one core however many threads it runs. Worker processes
+take serialized `PullResponse`s and hand back Arrow tables, so while the caller
+pulls, lands and writes (native code that releases the GIL) the decode runs on
+the other cores.
+
+Workers are forked from a forkserver that has already imported the decoder, and
+the pool is kept for the life of the process (the Dagster code server across
+sensor ticks, the CLI across rounds); until its workers are up (a few seconds, once)
+payloads are decoded in the caller, so start-up never delays a round. A worker
+never acks or writes anything: if one dies, its payload is decoded in the caller
+instead, and the pool is rebuilt for the next round.
+"""
+
+from __future__ import annotations
+
+import atexit
+import multiprocessing
+import os
+import threading
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+
+import pyarrow as pa
+
+from event_assets.events.decode import RawMessage, decode_batch
+from event_assets.pubsub.client import messages_of
+
+_LOCK = threading.Lock()
+_POOL: ProcessPoolExecutor | None = None
+_POOL_WORKERS = 0
+# One start-up probe per worker of the current pool: until all are done, payloads
+# are decoded in the caller, so a cold pool never makes a round wait.
+_WARMUP: list[Future[int]] = []
+
+
+@dataclass(frozen=True)
+class DecodeOptions:
+    """What `decode_batch` needs besides the messages (picklable)."""
+
+    max_bytes: int
+    earliest_date: date | None
+    latest_date: date | None
+
+
+def decode_payload(payload: bytes, options: DecodeOptions) -> tuple[pa.Table, pa.Table]:
+    """Decode a serialized PullResponse into (events, quarantine); runs anywhere."""
+    decoded = decode_batch(
+        messages_of(payload),
+        max_bytes=options.max_bytes,
+        earliest_date=options.earliest_date,
+        latest_date=options.latest_date,
+    )
+    return decoded.events, decoded.quarantine
+
+
+def _started() -> int:
+    """A worker's first task: decode one message, so the first real payload does
+    not pay for lazy initialisation (measured: ~1 s on the first decode)."""
+    probe = RawMessage(b'{"warm": "up"}', {}, "warm-up", datetime.now(UTC))
+    decode_batch([probe], max_bytes=1024)
+    return os.getpid()
+
+
+def _pool(workers: int) -> ProcessPoolExecutor:
+    global _POOL, _POOL_WORKERS, _WARMUP
+    with _LOCK:
+        if _POOL is None or _POOL_WORKERS != workers:
+            if _POOL is not None:
+                _POOL.shutdown(wait=False, cancel_futures=True)
+            context = multiprocessing.get_context("forkserver")
+            context.set_forkserver_preload([__name__])
+            _POOL = ProcessPoolExecutor(
+                workers,
+                mp_context=context,
+                initializer=_watch_parent,
+                initargs=(os.getpid(),),
+            )
+            _POOL_WORKERS = workers
+            _WARMUP = [_POOL.submit(_started) for _ in range(workers)]
+        return _POOL
+
+
+def _warm() -> bool:
+    with _LOCK:
+        return all(probe.done() for probe in _WARMUP)
+
+
+def start(workers: int, timeout: float | None = None) -> bool:
+    """Start the pool now (if `workers` > 0); with a timeout, wait until its workers
+    are up. Whether they are."""
+    if workers <= 0:
+        return False
+    _pool(workers)
+    with _LOCK:
+        probes = list(_WARMUP)
+    if timeout is not None:
+        futures_wait(probes, timeout=timeout)
+    return _warm()
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    global _POOL
+    with _LOCK:
+        if _POOL is pool:
+            _POOL = None
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+@atexit.register
+def _shutdown() -> None:
+    with _LOCK:
+        pool = _POOL
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Exit when the process that owns the pool is gone (e.g. SIGKILLed), so a
+    killed ingestion never leaves decoders behind."""
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(parent_pid, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:
+                pass  # alive, owned by someone else
+            threading.Event().wait(1.0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
+class Decoder:
+    """Submit payloads as they are pulled; collect results in order.
+
+    With `workers=0`, or while the pool's workers are still starting, a payload is
+    decoded at submit time in this process.
+    """
+
+    def __init__(self, options: DecodeOptions, workers: int) -> None:
+        self.options = options
+        self._pool = _pool(workers) if workers > 0 else None
+        self._pending: list[tuple[bytes, Future[tuple[pa.Table, pa.Table]] | None]] = []
+        self._inline: list[tuple[pa.Table, pa.Table]] = []
+        self.in_workers = 0  # payloads decoded by the pool (the rest: in this process)
+
+    def submit(self, payload: bytes) -> None:
+        if self._pool is not None and _warm():
+            try:
+                future = self._pool.submit(decode_payload, payload, self.options)
+            except (BrokenProcessPool, RuntimeError):
+                _discard(self._pool)
+                self._pool = None
+            else:
+                self._pending.append((payload, future))
+                self.in_workers += 1
+                return
+        self._pending.append((payload, None))
+        self._inline.append(decode_payload(payload, self.options))
+
+    def results(self) -> list[tuple[pa.Table, pa.Table]]:
+        """Every submitted payload's (events, quarantine), in submission order."""
+        inline = iter(self._inline)
+        out: list[tuple[pa.Table, pa.Table]] = []
+        for payload, future in self._pending:
+            if future is None:
+                out.append(next(inline))
+                continue
+            try:
+                out.append(future.result())
+            except BrokenProcessPool:
+                # A worker died (killed, out of memory): decode here instead.
+                if self._pool is not None:
+                    _discard(self._pool)
+                    self._pool = None
+                self.in_workers -= 1
+                out.append(decode_payload(payload, self.options))
+        return out

@@ -1,0 +1,145 @@
+"""Parallel decode: same tables as decoding in place, whatever happens to the workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import date
+
+import pyarrow as pa
+import pytest
+from google.pubsub_v1 import types
+
+from event_assets import decode_pool
+from event_assets.decode_pool import DecodeOptions, Decoder, decode_payload
+
+from .corpus import mixed_corpus
+
+OPTIONS = DecodeOptions(max_bytes=1_000_000, earliest_date=date(2020, 1, 1), latest_date=None)
+
+
+def _payloads(size: int = 7) -> list[bytes]:
+    """The mixed corpus (good, duplicate and bad messages) as PullResponses of `size`."""
+    messages = mixed_corpus(OPTIONS.max_bytes).messages
+    pb = types.PullResponse.pb()
+    out = []
+    for start in range(0, len(messages), size):
+        response = pb()
+        for i, (data, attributes) in enumerate(messages[start : start + size], start):
+            received = response.received_messages.add()
+            received.ack_id = f"ack-{i}"
+            received.message.data = data
+            received.message.attributes.update(attributes)
+            received.message.message_id = str(i)
+            received.message.publish_time.FromSeconds(1_763_600_000 + i)
+        out.append(response.SerializeToString())
+    return out
+
+
+def _decode(
+    workers: int, payloads: list[bytes], *, in_workers: int | None = None
+) -> list[tuple[pa.Table, pa.Table]]:
+    decoder = Decoder(OPTIONS, workers)
+    for payload in payloads:
+        decoder.submit(payload)
+    results = decoder.results()
+    if in_workers is not None:
+        assert decoder.in_workers == in_workers
+    return results
+
+
+def _same(left: list[tuple[pa.Table, pa.Table]], right: list[tuple[pa.Table, pa.Table]]) -> None:
+    assert len(left) == len(right)
+    for (events_a, quarantine_a), (events_b, quarantine_b) in zip(left, right, strict=True):
+        assert events_a.equals(events_b)
+        assert quarantine_a.equals(quarantine_b)
+
+
+def test_workers_decode_exactly_like_this_process() -> None:
+    payloads = _payloads()
+    inline = [decode_payload(p, OPTIONS) for p in payloads]
+    assert sum(t[0].num_rows for t in inline) > 0
+    assert sum(t[1].num_rows for t in inline) > 0
+    _same(_decode(0, payloads), inline)
+    assert decode_pool.start(2, timeout=120), "decode workers did not start"
+    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
+
+
+def test_a_cold_pool_never_delays_a_round() -> None:
+    """Until the workers are up, payloads are decoded in the caller."""
+    payloads = _payloads()
+    decode_pool._shutdown()
+    decode_pool._POOL = None
+    _same(_decode(2, payloads, in_workers=0), [decode_payload(p, OPTIONS) for p in payloads])
+
+
+def _wait_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for pid in pids:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                continue
+            alive.append(pid)
+        if not alive:
+            return True
+        time.sleep(0.05)  # polling a condition, bounded by the deadline
+    return False
+
+
+def test_killed_workers_cost_nothing_the_payloads_are_decoded_here() -> None:
+    payloads = _payloads()
+    inline = [decode_payload(p, OPTIONS) for p in payloads]
+    assert decode_pool.start(2, timeout=120)
+    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
+    pool = decode_pool._pool(2)
+    pids = list(pool._processes)
+    assert pids
+    for pid in pids:
+        os.kill(pid, signal.SIGKILL)
+    assert _wait_gone(pids, 10)
+    _same(_decode(2, payloads), inline)  # decoded here: the pool is broken
+    assert decode_pool.start(2, timeout=120)  # a fresh pool serves the next round
+    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
+
+
+CHILD = """
+import sys, time
+from event_assets.decode_pool import Decoder, DecodeOptions, _pool
+from event_assets_tests.test_decode_pool import _payloads, OPTIONS
+from event_assets.decode_pool import start
+assert start(2, timeout=120)
+d = Decoder(OPTIONS, 2)
+for p in _payloads():
+    d.submit(p)
+d.results()
+print(" ".join(str(pid) for pid in _pool(2)._processes), flush=True)
+time.sleep(600)
+"""
+
+
+def test_workers_exit_when_their_owner_is_killed() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True, cwd=os.getcwd()
+    )
+    try:
+        assert child.stdout is not None
+        pids = [int(p) for p in child.stdout.readline().split()]
+        assert len(pids) == 2
+    finally:
+        child.kill()
+        child.wait(timeout=30)
+    assert _wait_gone(pids, 15), "decode workers outlived the process that owned them"
+
+
+def test_a_bad_worker_count_is_a_one_line_error() -> None:
+    from event_assets.settings import SettingsError, load_settings
+
+    with pytest.raises(SettingsError, match="DECODE_WORKERS"):
+        load_settings(DECODE_WORKERS=-1)
+    assert load_settings(DECODE_WORKERS=0).DECODE_WORKERS == 0
