@@ -374,7 +374,7 @@ def _canonical_object(value_texts: Mapping[str, str]) -> str:
     keys quoted by the same C function, ``": "`` and ``", "``), so a CloudEvent's
     data is serialised once for both the ``data`` column and the hashed form.
     """
-    items = ", ".join(f"{_quote(key)}: {value_texts[key]}" for key in sorted(value_texts))
+    items = ", ".join([f"{_quote(key)}: {value_texts[key]}" for key in sorted(value_texts)])
     return "{" + items + "}"
 
 
@@ -464,6 +464,8 @@ def _context_fields(event: Mapping[str, Any], publish_time: datetime) -> _Contex
             continue
         if not isinstance(value, str):
             raise _invalid(f"attribute {name!r} must be a string, got {_json_type(value)}")
+        if value.isascii():  # the usual case; no lone surrogate possible
+            continue
         try:
             value.encode("utf-8")
         except UnicodeEncodeError:
