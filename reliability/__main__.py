@@ -1,4 +1,4 @@
-"""`python -m reliability [--quick] [--seed N] [--out RELIABILITY.md]`.
+"""`python -m reliability [--quick] [--lake local|gcs] [--seed N] [--out RELIABILITY.md]`.
 
 Runs the plan and writes its table into the file between the results markers
 (replacing the previous figures). Exit status 1 if anything was lost or doubled.
@@ -10,6 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from reliability.harness import LAKES
 from reliability.plan import render, run_plan
 
 START = "<!-- reliability:results:start -->"
@@ -31,11 +32,18 @@ def write_results(path: Path, table: str) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m reliability", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="the small plan `make test` runs")
+    parser.add_argument(
+        "--lake",
+        choices=LAKES,
+        default="local",
+        help="where the crash chains keep their lake: gcs = gs:// on the test suite's GCS "
+        "fake (the full plan runs a subset there anyway)",
+    )
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--out", type=Path, default=Path("RELIABILITY.md"))
     args = parser.parse_args(argv)
-    rows, seconds = run_plan(args.quick, args.seed)
-    table = render(rows, quick=args.quick, seconds=seconds, seed=args.seed)
+    rows, seconds = run_plan(args.quick, args.seed, args.lake)
+    table = render(rows, quick=args.quick, seconds=seconds, seed=args.seed, lake=args.lake)
     write_results(args.out, table)
     print(table)
     return 0 if all(r.ok for r in rows) else 1

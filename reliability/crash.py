@@ -11,6 +11,10 @@ After the last link a fresh process drains everything and the lake is verified.
 
 Maintenance chains kill compaction and vacuum (paused before their commit, or at
 a random moment) between ingestion rounds.
+
+Any chain can keep its lake on `gs://` (`lake="gcs"`, the test suite's GCS fake):
+the same kills then land between or inside HTTP requests, such as the create-only
+PUT that commits a Delta version.
 """
 
 from __future__ import annotations
@@ -52,13 +56,19 @@ MAINTENANCE_POINTS = ("before_compact_commit", "compact:timing", "before_vacuum"
 
 
 def ingest_chain(
-    root: Path, *, path: str, points: Sequence[str], seed: int, events_per_link: int
+    root: Path,
+    *,
+    path: str,
+    points: Sequence[str],
+    seed: int,
+    events_per_link: int,
+    lake: str = "local",
 ) -> Outcome:
     """Kill the `cli` or `sensor` ingestion path once per point, then drain and verify."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    outcome = Outcome(kind=f"crash: {path} ingestion")
-    with lab(root) as lb:
+    outcome = Outcome(kind=f"crash: {path} ingestion", lake=lake)
+    with lab(root, lake) as lb:
         ledger = Ledger()
         for link, point in enumerate(points):
             ledger.publish(lb, workload.messages(rng, events_per_link, tag=f"{seed}-{link}"))
@@ -98,13 +108,13 @@ def ingest_chain(
 
 
 def maintenance_chain(
-    root: Path, *, points: Sequence[str], seed: int, events_per_link: int
+    root: Path, *, points: Sequence[str], seed: int, events_per_link: int, lake: str = "local"
 ) -> Outcome:
     """Ingest a little, kill compaction or vacuum, verify; repeat; finish both; verify."""
     started = time.perf_counter()
     rng = random.Random(seed)
-    outcome = Outcome(kind="crash: compaction / vacuum")
-    with lab(root, PULL_MAX_MESSAGES="100") as lb:
+    outcome = Outcome(kind="crash: compaction / vacuum", lake=lake)
+    with lab(root, lake, PULL_MAX_MESSAGES="100") as lb:
         ledger = Ledger()
         for link, point in enumerate(points):
             ledger.publish(lb, workload.messages(rng, events_per_link, tag=f"m{seed}-{link}"))

@@ -1,12 +1,13 @@
 """The pieces every reliability scenario uses: a lab, child processes, a ledger, a verdict.
 
 A `Lab` is one real Pub/Sub emulator (in this process, so the harness can inject
-faults and move its clock), one lake in a temporary folder, one Dagster home and
-the environment a child process needs to use all three. A `Child` is an ingestion
-subprocess whose stderr is read line by line, so the harness can wait for
-"paused at <point>" (a bounded wait on a condition, never a sleep) and SIGKILL it;
-children are always reaped. A `Ledger` remembers what was published and what each
-message must become; `verify` compares the lake with it.
+faults and move its clock), one lake (in a temporary folder, or on `gs://` through
+the test suite's GCS fake), one Dagster home and the environment a child process
+needs to use all three. A `Child` is an ingestion subprocess whose stderr is read
+line by line, so the harness can wait for "paused at <point>" (a bounded wait on
+a condition, never a sleep) and SIGKILL it; children are always reaped. A
+`Ledger` remembers what was published and what each message must become;
+`verify` compares the lake with it.
 """
 
 from __future__ import annotations
@@ -64,6 +65,9 @@ LAB_SETTINGS: dict[str, str] = {
 }
 """Small pull rounds (many batches, many commits) and fast recovery of pending batches."""
 
+LAKES = ("local", "gcs")
+"""Where a lab's lake lives: a local folder, or gs:// on `event_assets_tests.support.gcs_fake`."""
+
 CHILD_TIMEOUT = 180.0
 """Longest a child may take to reach a pause point or to finish a drain."""
 
@@ -80,17 +84,28 @@ class Lab:
     emulator: PubSubEmulator
     settings: Settings
     values: dict[str, str]
+    lake: str = "local"
 
     @property
     def dagster_home(self) -> Path:
         return self.root / "dagster_home"
 
     def child_env(self, pause_at: str | None = None) -> dict[str, str]:
+        """The environment of an ingestion child: the lab's settings, no Logfire token.
+
+        Under `PYTHONDONTWRITEBYTECODE` (set in this project's sandbox, and in many
+        containers) every child would compile Dagster and its dependencies from
+        source again, ~5 s per process on 2 cores; instead the lab's children share
+        a bytecode cache inside the lab, so still nothing is written next to a source.
+        """
         env = {k: v for k, v in os.environ.items() if k != PAUSE_ENV}
         env.update(self.values)
         env["DAGSTER_HOME"] = str(self.dagster_home)
         env.pop("LOGFIRE_TOKEN", None)
         env.pop("LOGFIRE_SECRET_NAME", None)
+        if env.get("PYTHONDONTWRITEBYTECODE") and "PYTHONPYCACHEPREFIX" not in env:
+            del env["PYTHONDONTWRITEBYTECODE"]
+            env["PYTHONPYCACHEPREFIX"] = str(self.root / "pycache")
         if pause_at:
             env[PAUSE_ENV] = pause_at
         return env
@@ -119,15 +134,38 @@ class Lab:
 
 
 @contextlib.contextmanager
-def lab(root: Path, **overrides: str) -> Iterator[Lab]:
+def _lake_settings(root: Path, lake: str) -> Iterator[dict[str, str]]:
+    """`LAKE_URI` (and credentials) of a lab's lake, serving it while the lab lives.
+
+    On `gcs` the lab gets its own GCS fake (a child process) and a throwaway
+    service-account key that points at it, exactly as the test suite reaches it:
+    every process, parent or child, finds the fake only through
+    `GOOGLE_SERVICE_ACCOUNT`. The fake lives in `event_assets_tests` (imported only
+    here), so the harness and the tests share one model of GCS.
+    """
+    if lake == "local":
+        yield {"LAKE_URI": str(root / "lake")}
+        return
+    if lake != "gcs":
+        raise ValueError(f"lake must be one of {LAKES}, not {lake!r}")
+    from event_assets_tests.support.gcs_fake import GcsFake, service_account_key
+
+    with GcsFake() as fake:
+        key = root / "gcs-service-account.json"
+        key.write_text(service_account_key(fake.base_url))
+        yield {"LAKE_URI": "gs://reliability/lake", "GOOGLE_SERVICE_ACCOUNT": str(key)}
+
+
+@contextlib.contextmanager
+def lab(root: Path, lake: str = "local", **overrides: str) -> Iterator[Lab]:
     """A fresh emulator + lake under `root` (which must be empty or absent)."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "dagster_home").mkdir(exist_ok=True)
     n = next(_names)
-    with PubSubEmulator(max_pull_wait=0.2) as emulator:
+    with _lake_settings(root, lake) as lake_values, PubSubEmulator(max_pull_wait=0.2) as emulator:
         values = {
             **LAB_SETTINGS,
-            "LAKE_URI": str(root / "lake"),
+            **lake_values,
             "PUBSUB_EMULATOR_HOST": emulator.address,
             "PUBSUB_TOPIC": f"events-{n}",
             "PUBSUB_SUBSCRIPTION": f"events-ingest-{n}",
@@ -135,7 +173,7 @@ def lab(root: Path, **overrides: str) -> Iterator[Lab]:
         }
         settings = load_settings(**values)
         ensure_topic_and_subscription(settings)
-        yield Lab(root=root, emulator=emulator, settings=settings, values=values)
+        yield Lab(root=root, emulator=emulator, settings=settings, values=values, lake=lake)
 
 
 # ---------------------------------------------------------------------------- children

@@ -276,7 +276,7 @@ def envelopes(draw: st.DrawFn) -> bytes | str | dict[str, Any]:
 def decoders(examples: int) -> Outcome:
     """Messages and push envelopes straight into the decoders (no I/O)."""
     started = time.perf_counter()
-    outcome = Outcome(kind="hostile input: decoders (message + push envelope)")
+    outcome = Outcome(kind="hostile input: decoders (message + push envelope)", lake="-")
     now = datetime.now(UTC)
 
     @settings(

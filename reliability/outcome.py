@@ -10,9 +10,11 @@ from reliability.harness import Ledger, Verdict
 
 @dataclass
 class Outcome:
-    """A row of the RELIABILITY.md table (several scenarios of one kind add up)."""
+    """A row of the RELIABILITY.md table (several scenarios of one kind and lake add up)."""
 
     kind: str
+    lake: str = "local"
+    """Where the lake lived: `local`, `gcs` (the GCS fake) or `-` (no lake involved)."""
     runs: int = 0
     kills: int = 0
     messages: int = 0

@@ -2,6 +2,8 @@
 
 Both the `python -m reliability` command and the pytest suite run these
 functions, so the figures in RELIABILITY.md are exactly what the tests assert.
+Both also run a subset of the crash chains with the lake on `gs://` (the GCS
+fake); `lake="gcs"` moves every crash chain there instead.
 """
 
 from __future__ import annotations
@@ -29,6 +31,9 @@ class Sizes:
     cli_events_per_link: int
     sensor_events_per_link: int
     maintenance_chains: int
+    gcs_cli_chains: int
+    gcs_sensor_chains: int
+    gcs_maintenance_chains: int
     concurrency_repeats: int
     concurrency_events: int
     fault_seeds: int
@@ -44,6 +49,9 @@ QUICK = Sizes(
     cli_events_per_link=300,
     sensor_events_per_link=200,
     maintenance_chains=1,
+    gcs_cli_chains=1,
+    gcs_sensor_chains=0,
+    gcs_maintenance_chains=0,
     concurrency_repeats=1,
     concurrency_events=600,
     fault_seeds=1,
@@ -58,6 +66,9 @@ FULL = Sizes(
     cli_events_per_link=1500,
     sensor_events_per_link=500,
     maintenance_chains=3,
+    gcs_cli_chains=2,
+    gcs_sensor_chains=1,
+    gcs_maintenance_chains=1,
     concurrency_repeats=3,
     concurrency_events=4000,
     fault_seeds=3,
@@ -74,40 +85,83 @@ def _points(seed: int, points: tuple[str, ...], quick: bool) -> list[str]:
     return chosen[:4] if quick else chosen
 
 
-def crash_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
+def _sensor_points(seed: int, quick: bool) -> list[str]:
+    """All points; in the quick plan `after_ack` (the sensor's own window: acked, no
+    RunRequest yet) and two more chosen by the seed - three Dagster processes, which
+    is what `make test` can afford."""
+    if not quick:
+        return _points(seed, crash.INGEST_POINTS, quick)
+    others = [p for p in crash.INGEST_POINTS if p != "after_ack"]
+    random.Random(seed).shuffle(others)
+    return ["after_ack", *others[:2]]
+
+
+def _chains(
+    *, cli: int, sensor: int, maintenance: int, sizes: Sizes, seed: int, quick: bool, lake: str
+) -> list[Scenario]:
     out: list[Scenario] = []
-    for n in range(sizes.cli_chains):
-        s = seed + n
-        pts = _points(s, crash.INGEST_POINTS, quick)
-        out.append(
-            partial(
-                crash.ingest_chain,
-                path="cli",
-                points=pts,
-                seed=s,
-                events_per_link=sizes.cli_events_per_link,
-            )
-        )
-    for n in range(sizes.sensor_chains):
+    for n in range(sensor):  # first: the longest chains, so two workers finish together
         s = seed + 100 + n
-        pts = ["after_ack"] if quick else _points(s, crash.INGEST_POINTS, quick)
         out.append(
             partial(
                 crash.ingest_chain,
                 path="sensor",
-                points=pts,
+                points=_sensor_points(s, quick),
                 seed=s,
                 events_per_link=sizes.sensor_events_per_link,
+                lake=lake,
             )
         )
-    for n in range(sizes.maintenance_chains):
+    for n in range(cli):
+        s = seed + n
+        out.append(
+            partial(
+                crash.ingest_chain,
+                path="cli",
+                points=_points(s, crash.INGEST_POINTS, quick),
+                seed=s,
+                events_per_link=sizes.cli_events_per_link,
+                lake=lake,
+            )
+        )
+    for n in range(maintenance):
         s = seed + 200 + n
         pts = (
             ["before_compact_commit", "before_vacuum"]
             if quick
             else _points(s, crash.MAINTENANCE_POINTS, quick)
         )
-        out.append(partial(crash.maintenance_chain, points=pts, seed=s, events_per_link=300))
+        out.append(
+            partial(crash.maintenance_chain, points=pts, seed=s, events_per_link=300, lake=lake)
+        )
+    return out
+
+
+def crash_scenarios(sizes: Sizes, seed: int, quick: bool, lake: str = "local") -> list[Scenario]:
+    """The plan's crash chains with their lake on `lake`; on `local`, plus the gs:// subset.
+
+    The subset (the `gcs_*` sizes) has seeds of its own, so other workloads and kill
+    orders than the local chains.
+    """
+    out = _chains(
+        cli=sizes.cli_chains,
+        sensor=sizes.sensor_chains,
+        maintenance=sizes.maintenance_chains,
+        sizes=sizes,
+        seed=seed,
+        quick=quick,
+        lake=lake,
+    )
+    if lake == "local":
+        out += _chains(
+            cli=sizes.gcs_cli_chains,
+            sensor=sizes.gcs_sensor_chains,
+            maintenance=sizes.gcs_maintenance_chains,
+            sizes=sizes,
+            seed=seed + 1000,
+            quick=quick,
+            lake="gcs",
+        )
     return out
 
 
@@ -127,6 +181,11 @@ def concurrency_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario
                 )
             )
     return out
+
+
+FAULT_WORKERS = 4
+"""Fault scenarios spend most of their time waiting (client retry backoff, slow and
+expiring pulls), so four share the two cores well."""
 
 
 def fault_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
@@ -162,53 +221,74 @@ def run_all(scenarios: list[Scenario], *, workers: int = 2) -> list[Outcome]:
 
 
 def combine(outcomes: list[Outcome]) -> list[Outcome]:
-    """One row per kind, in first-seen order."""
-    rows: dict[str, Outcome] = {}
+    """One row per kind and lake, in first-seen order."""
+    rows: dict[tuple[str, str], Outcome] = {}
     for outcome in outcomes:
-        if outcome.kind not in rows:
-            rows[outcome.kind] = Outcome(kind=outcome.kind)
-        rows[outcome.kind].merge(outcome)
+        key = (outcome.kind, outcome.lake)
+        if key not in rows:
+            rows[key] = Outcome(kind=outcome.kind, lake=outcome.lake)
+        rows[key].merge(outcome)
     return list(rows.values())
 
 
-def run_plan(quick: bool, seed: int = 1) -> tuple[list[Outcome], float]:
+def run_plan(quick: bool, seed: int = 1, lake: str = "local") -> tuple[list[Outcome], float]:
+    """Run a plan; `lake` is where the crash chains keep their lake (the rest stays local)."""
     sizes = QUICK if quick else FULL
     started = time.perf_counter()
-    outcomes = run_all(crash_scenarios(sizes, seed, quick))
+    outcomes = run_all(crash_scenarios(sizes, seed, quick, lake))
     outcomes += run_all(concurrency_scenarios(sizes, seed, quick), workers=1)
-    outcomes += run_all(fault_scenarios(sizes, seed, quick))
+    outcomes += run_all(fault_scenarios(sizes, seed, quick), workers=FAULT_WORKERS)
     outcomes += run_all(hostile_scenarios(sizes), workers=1)
     return combine(outcomes), round(time.perf_counter() - started, 1)
 
 
-def render(rows: list[Outcome], *, quick: bool, seconds: float, seed: int) -> str:
-    total = Outcome(kind="**total**")
-    points: Counter[str] = Counter()
+def render(
+    rows: list[Outcome], *, quick: bool, seconds: float, seed: int, lake: str = "local"
+) -> str:
+    total = Outcome(kind="**total**", lake="")
+    points: dict[str, Counter[str]] = {}  # lake -> kill point -> kills
     for row in rows:
         total.merge(row)
-        points.update(row.kill_points)
+        if row.kill_points:
+            points.setdefault(row.lake, Counter()).update(row.kill_points)
     header = (
-        "| fault kind | runs | SIGKILLs | messages published | events published | lost "
+        "| fault kind | lake | runs | SIGKILLs | messages published | events published | lost "
         "| duplicated | quarantine errors | orphaned batches | accounting failures "
         "| failed runs | seconds |\n"
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |\n"
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
+        "| ---: |\n"
     )
     lines = [
-        f"| {r.kind} | {r.runs} | {r.kills} | {r.messages} | {r.events} | {r.lost} "
+        f"| {r.kind} | {r.lake} | {r.runs} | {r.kills} | {r.messages} | {r.events} | {r.lost} "
         f"| {r.duplicated} | {r.quarantine_errors} | {r.orphaned_batches} "
         f"| {r.accounting_failures} | {r.failed_runs} | {r.seconds} |"
         for r in [*rows, total]
     ]
-    kills = "\n".join(f"| `{p}` | {n} |" for p, n in sorted(points.items()))
+    lakes = sorted(points, key=lambda lk: (lk != "local", lk))
+    names = sorted({p for counts in points.values() for p in counts})
+    kills = (
+        "| kill point | "
+        + " | ".join(f"kills ({lk})" for lk in lakes)
+        + " |\n| --- |"
+        + " ---: |" * len(lakes)
+        + "\n"
+        + "".join(
+            f"| `{name}` | " + " | ".join(str(points[lk][name]) for lk in lakes) + " |\n"
+            for name in names
+        )
+        if points
+        else "none\n"
+    )
     notes = sorted({n for r in rows for n in r.notes})
     plan = "quick (`--quick`)" if quick else "full"
+    where = ", every crash chain on gs:// (`--lake gcs`)" if lake == "gcs" else ""
     text = (
-        f"Plan: {plan}, seed {seed}, wall time {seconds} s.\n\n"
+        f"Plan: {plan}, seed {seed}{where}, wall time {seconds} s. Lake `gcs` is gs:// "
+        "through the GCS fake (`event_assets_tests/support/gcs_fake.py`).\n\n"
         + header
         + "\n".join(lines)
-        + "\n\nSIGKILLs by kill point:\n\n| kill point | kills |\n| --- | ---: |\n"
+        + "\n\nSIGKILLs by kill point:\n\n"
         + kills
-        + "\n"
     )
     if notes:
         text += "\nNotes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"

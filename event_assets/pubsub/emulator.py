@@ -2,9 +2,9 @@
 
 Google's emulator is a Java program; tests and local runs need something that starts in
 milliseconds, can be driven deterministically (virtual clock, injected faults, forced
-duplicates) and speaks the real wire protocol so that the real ``google-cloud-pubsub``
-client is exercised end to end. Behaviour follows Go's ``pstest`` fake and the documented
-service semantics.
+duplicates, slow pulls) and speaks the real wire protocol so that the real
+``google-cloud-pubsub`` client is exercised end to end. Behaviour follows Go's ``pstest``
+fake and the documented service semantics.
 
 Raw protobuf classes are used throughout the server because proto-plus wrapping of every
 message dominates the cost of a Python gRPC servicer.
@@ -16,6 +16,7 @@ import contextlib
 import heapq
 import itertools
 import math
+import random
 import re
 import signal
 import threading
@@ -73,6 +74,7 @@ _DELETED_TOPIC = "_deleted-topic_"
 _UNLIMITED = 1 << 62
 _RECEIVED_MESSAGE_OVERHEAD = 16  # tag/length bytes around each ReceivedMessage
 _STREAM_IDLE_WAKEUP = 1.0  # bounded wait so a stream notices cancellation without a notify
+_DEADLINE_MARGIN = 0.05  # a response sent this close to the caller's deadline would arrive late
 _RESOURCE_ID = r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}"
 _TOPIC_RE = re.compile(rf"^projects/([^/]+)/topics/({_RESOURCE_ID})$")
 _SUBSCRIPTION_RE = re.compile(rf"^projects/([^/]+)/subscriptions/({_RESOURCE_ID})$")
@@ -214,6 +216,8 @@ class PubSubEmulator:
         self._heap_seq = itertools.count()
         self._faults: dict[str, deque[grpc.StatusCode]] = {}
         self._duplicates_remaining = 0
+        self._pull_delays: deque[float] = deque()
+        self._sleepers: set[threading.Event] = set()  # delayed calls, woken by stop()
         self._counters = dict.fromkeys(
             (
                 "published",
@@ -224,6 +228,9 @@ class PubSubEmulator:
                 "dead_lettered",
                 "faults_injected",
                 "faults_triggered",
+                "pull_delays_injected",
+                "pull_delays_triggered",
+                "pull_delays_expired",
             ),
             0,
         )
@@ -267,6 +274,8 @@ class PubSubEmulator:
             self._stopping = True
             for sub in self._subs.values():
                 sub.cond.notify_all()
+            for sleeper in self._sleepers:
+                sleeper.set()
             self._stats_cond.notify_all()
         server.stop(grace).wait()
         if executor is not None:
@@ -331,6 +340,31 @@ class PubSubEmulator:
             raise ValueError("count must be >= 0")
         with self._lock:
             self._duplicates_remaining += count
+
+    def delay_pulls(
+        self, count: int, seconds: float | tuple[float, float], *, seed: int | None = None
+    ) -> None:
+        """Make the next ``count`` Pull calls and StreamingPull responses answer late.
+
+        Each waits ``seconds``, or a uniform draw from ``(low, high)`` (reproducible with
+        ``seed``), before it chooses messages: a slow server, not a slow network. The
+        wait holds no lock, so acks, publishes and other pulls go on, and ``stop()``
+        cuts it short. A pull whose deadline passes during its delay gets
+        DEADLINE_EXCEEDED, as from the real service, and leases nothing: its messages
+        stay available to the next pull instead of waiting out an ack deadline. A
+        stream's response takes its delay before it starts waiting for messages.
+        Counted in ``stats()`` as ``pull_delays_{injected,triggered,expired}``.
+        """
+        if count < 0:
+            raise ValueError("count must be >= 0")
+        low, high = seconds if isinstance(seconds, tuple) else (seconds, seconds)
+        if not (0 <= low <= high and math.isfinite(high)):
+            raise ValueError("seconds must be finite, >= 0, and low <= high")
+        rng = random.Random(seed)
+        delays = [low if low == high else rng.uniform(low, high) for _ in range(count)]
+        with self._lock:
+            self._pull_delays.extend(delays)
+            self._counters["pull_delays_injected"] += count
 
     def ensure_topic_and_subscription(
         self, project: str, topic: str, subscription: str, ack_deadline_seconds: int = 60
@@ -496,6 +530,41 @@ class PubSubEmulator:
             self._counters["faults_triggered"] += 1
             self._changed_locked()
         raise _RpcAbortError(code, f"injected fault for {method}")
+
+    def _delay_response(self, context: Any) -> bool:
+        """Wait out the next armed pull delay, if any (see :meth:`delay_pulls`).
+
+        Returns False when the call should end quietly (emulator stopping, call
+        cancelled); raises DEADLINE_EXCEEDED when the caller's deadline passed first.
+        Nothing has been taken from the subscription yet in either case.
+        """
+        with self._lock:
+            if not self._pull_delays or self._stopping:
+                return True
+            seconds = self._pull_delays.popleft()
+            self._counters["pull_delays_triggered"] += 1
+            woken = threading.Event()  # set by stop() or when the call ends
+            self._sleepers.add(woken)
+            self._changed_locked()
+        remaining = context.time_remaining()
+        expires = remaining is not None and seconds >= remaining - _DEADLINE_MARGIN
+        try:
+            if context.add_callback(woken.set):  # False: the call is already over
+                woken.wait(seconds if remaining is None else min(seconds, max(remaining, 0.0)))
+        finally:
+            with self._lock:
+                self._sleepers.discard(woken)
+                stopping = self._stopping
+                if expires and not stopping:
+                    self._counters["pull_delays_expired"] += 1
+                    self._changed_locked()
+        if stopping:
+            return False
+        if expires:
+            raise _RpcAbortError(
+                grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline exceeded while the pull was delayed"
+            )
+        return bool(context.is_active())
 
     def _sub_locked(self, name: str) -> _SubState:
         sub = self._subs.get(name)
@@ -846,6 +915,8 @@ class PubSubEmulator:
     def _pull(self, request: _Pb, context: Any) -> _Pb:
         if request.max_messages <= 0:
             raise _RpcAbortError(grpc.StatusCode.INVALID_ARGUMENT, "max_messages must be > 0")
+        if not self._delay_response(context):
+            return _PullResponse()
         wait = self._max_pull_wait
         remaining = context.time_remaining()
         if remaining is not None:
@@ -906,6 +977,11 @@ class PubSubEmulator:
             self._readers.add(reader)
         reader.start()
         while True:
+            try:
+                if not self._delay_response(context):
+                    return
+            except _RpcAbortError as err:
+                _abort(context, err)
             response = _StreamingPullResponse()
             with self._lock:
                 while True:

@@ -471,3 +471,158 @@ def test_invalid_arguments(
         subscriber.modify_ack_deadline(subscription=SUB, ack_ids=["x"], ack_deadline_seconds=601)
     with pytest.raises(gexc.NotFound):
         subscriber.pull(subscription=f"projects/{PROJECT}/subscriptions/missing", max_messages=1)
+
+
+# ---------------------------------------------------------------------------- slow pulls
+
+
+def test_delayed_pull_answers_late_without_blocking_other_rpcs(
+    pubsub_emulator: PubSubEmulator,
+    publisher: pubsub_v1.PublisherClient,
+    subscriber: pubsub_v1.SubscriberClient,
+    topic_and_sub: tuple[str, str],
+) -> None:
+    publish_all(publisher, TOPIC, [b"held", b"waiting"])
+    (held,) = subscriber.pull(subscription=SUB, max_messages=1).received_messages
+    pubsub_emulator.delay_pulls(1, 3.0)
+
+    with ThreadPoolExecutor(1) as pool:
+        started = time.monotonic()
+        late = pool.submit(subscriber.pull, subscription=SUB, max_messages=10, timeout=30)
+        assert pubsub_emulator.wait_for_stats(lambda s: s["pull_delays_triggered"] == 1, 10)
+        # The delayed pull holds no lock: an ack and a publish complete while it waits,
+        # and it has taken nothing yet.
+        subscriber.acknowledge(subscription=SUB, ack_ids=[held.ack_id], timeout=10)
+        publish_all(publisher, TOPIC, [b"published during the delay"])
+        assert not late.done()
+        stats = pubsub_emulator.stats()
+        assert (stats["acked"], stats["delivered"], stats["backlog"]) == (1, 1, 2)
+
+        response = late.result(timeout=30)
+        elapsed = time.monotonic() - started
+
+    # Messages are chosen after the delay, so the one published during it comes too.
+    assert [m.message.data for m in response.received_messages] == [
+        b"waiting",
+        b"published during the delay",
+    ]
+    assert elapsed >= 2.5
+    stats = pubsub_emulator.stats()
+    assert (stats["pull_delays_injected"], stats["pull_delays_triggered"]) == (1, 1)
+    assert stats["pull_delays_expired"] == 0
+    assert pull_now(subscriber, SUB) == []  # one delay armed, one pull delayed
+
+
+def test_pull_whose_deadline_passes_during_the_delay_leases_nothing(
+    pubsub_emulator: PubSubEmulator,
+    publisher: pubsub_v1.PublisherClient,
+    subscriber: pubsub_v1.SubscriberClient,
+    topic_and_sub: tuple[str, str],
+) -> None:
+    (message_id,) = publish_all(publisher, TOPIC, [b"a"])
+    pubsub_emulator.delay_pulls(1, 60.0)
+
+    with pytest.raises(gexc.DeadlineExceeded):
+        subscriber.pull(subscription=SUB, max_messages=10, timeout=0.5, retry=None)
+    # The server gives up at the caller's deadline, not after the 60 s delay.
+    assert pubsub_emulator.wait_for_stats(lambda s: s["pull_delays_expired"] == 1, 10)
+    assert pubsub_emulator.stats()["delivered"] == 0
+
+    # Deliverable to the very next pull: no ack deadline to wait out, a first delivery.
+    (received,) = pull_now(subscriber, SUB)
+    assert received.message.message_id == message_id
+    stats = pubsub_emulator.stats()
+    assert (stats["delivered"], stats["redelivered"]) == (1, 0)
+
+
+def test_delayed_streaming_pull_response(
+    pubsub_emulator: PubSubEmulator,
+    publisher: pubsub_v1.PublisherClient,
+    subscriber: pubsub_v1.SubscriberClient,
+    topic_and_sub: tuple[str, str],
+) -> None:
+    publish_all(publisher, TOPIC, [b"a"])
+    pubsub_emulator.delay_pulls(1, 1.0)
+    got = threading.Event()
+
+    def callback(message: Any) -> None:
+        message.ack()
+        got.set()
+
+    started = time.monotonic()
+    future = subscriber.subscribe(SUB, callback)
+    try:
+        assert got.wait(20)
+        elapsed = time.monotonic() - started
+    finally:
+        future.cancel()
+        future.result(timeout=10)
+    assert elapsed >= 0.9
+    assert pubsub_emulator.stats()["pull_delays_triggered"] == 1
+
+
+def test_stop_during_a_delayed_pull_is_prompt() -> None:
+    emulator = PubSubEmulator()
+    emulator.start()
+    emulator.ensure_topic_and_subscription(PROJECT, "events", "events-sub")
+    channel = grpc.insecure_channel(emulator.address)
+    subscriber = pubsub_v1.SubscriberClient(transport=SubscriberGrpcTransport(channel=channel))
+    try:
+        with gapic_publisher(emulator.address) as gapic:
+            gapic.publish(topic=TOPIC, messages=[PubsubMessage(data=b"x")])
+        emulator.delay_pulls(1, 120.0)
+        with ThreadPoolExecutor(1) as pool:
+            late = pool.submit(
+                subscriber.pull, subscription=SUB, max_messages=1, timeout=180, retry=None
+            )
+            assert emulator.wait_for_stats(lambda s: s["pull_delays_triggered"] == 1, 10)
+            started = time.monotonic()
+            emulator.stop(grace=0.5)
+            assert time.monotonic() - started < 5
+            # Cut short, the pull ends empty (or as an error if the server went first).
+            try:
+                response = late.result(timeout=10)
+            except gexc.GoogleAPICallError:
+                pass
+            else:
+                assert list(response.received_messages) == []
+        assert emulator.stats()["delivered"] == 0
+        leaked = [t.name for t in threading.enumerate() if t.name.startswith("pubsub-emulator")]
+        assert leaked == []
+    finally:
+        subscriber.close()
+        emulator.stop()
+
+
+@pytest.mark.parametrize(
+    ("count", "seconds", "message"),
+    [
+        (-1, 1.0, "count"),
+        (1, -0.1, "seconds"),
+        (1, (0.5, 0.1), "seconds"),
+        (1, float("nan"), "seconds"),
+        (1, (0.0, float("inf")), "seconds"),
+    ],
+)
+def test_delay_pulls_rejects_bad_arguments(
+    pubsub_emulator: PubSubEmulator,
+    count: int,
+    seconds: float | tuple[float, float],
+    message: str,
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        pubsub_emulator.delay_pulls(count, seconds)
+    assert pubsub_emulator.stats()["pull_delays_injected"] == 0
+
+
+def test_delay_pulls_draws_are_seeded(
+    pubsub_emulator: PubSubEmulator,
+    publisher: pubsub_v1.PublisherClient,
+    subscriber: pubsub_v1.SubscriberClient,
+    topic_and_sub: tuple[str, str],
+) -> None:
+    pubsub_emulator.delay_pulls(3, (0.0, 0.05), seed=7)
+    for _ in range(4):  # three delayed, the fourth not
+        pull_now(subscriber, SUB)
+    stats = pubsub_emulator.stats()
+    assert (stats["pull_delays_injected"], stats["pull_delays_triggered"]) == (3, 3)

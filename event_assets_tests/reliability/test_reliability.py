@@ -32,7 +32,10 @@ def _run(scenarios: list[plan.Scenario], workers: int = 2) -> list[Outcome]:
 def test_crash_quick() -> None:
     rows = _run(plan.crash_scenarios(plan.QUICK, seed=1, quick=True))
     _assert_clean(rows)
-    assert sum(r.kills for r in rows) >= 6
+    assert sum(r.kills for r in rows) >= 10
+    sensor = next(r for r in rows if r.kind == "crash: sensor ingestion")
+    assert len(sensor.kill_points) >= 3
+    assert any(r.lake == "gcs" and r.kills for r in rows)
 
 
 def test_concurrency_quick() -> None:
@@ -41,7 +44,8 @@ def test_concurrency_quick() -> None:
 
 
 def test_pubsub_faults_quick() -> None:
-    _assert_clean(_run(plan.fault_scenarios(plan.QUICK, seed=1, quick=True)))
+    rows = _run(plan.fault_scenarios(plan.QUICK, seed=1, quick=True), plan.FAULT_WORKERS)
+    _assert_clean(rows)
 
 
 def test_hostile_input_quick() -> None:
@@ -70,6 +74,7 @@ def test_crash_matrix_full() -> None:
     rows = _run(plan.crash_scenarios(plan.FULL, seed=1, quick=False))
     _assert_clean(rows)
     assert sum(r.kills for r in rows) >= 100
+    assert sum(r.kills for r in rows if r.lake == "gcs") >= 20
     assert sum(r.events for r in rows) >= 100_000
 
 
@@ -82,7 +87,7 @@ def test_concurrency_full() -> None:
 @pytest.mark.slow
 @pytest.mark.timeout(900)
 def test_pubsub_faults_full() -> None:
-    _assert_clean(_run(plan.fault_scenarios(plan.FULL, seed=1, quick=False)))
+    _assert_clean(_run(plan.fault_scenarios(plan.FULL, seed=1, quick=False), plan.FAULT_WORKERS))
 
 
 @pytest.mark.slow
