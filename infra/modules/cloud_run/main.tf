@@ -24,6 +24,7 @@ locals {
     ACK_DEADLINE_SECONDS        = tostring(var.ack_deadline_seconds)
     MAX_MESSAGE_BYTES           = tostring(var.max_message_bytes)
     PULL_MAX_MESSAGES           = tostring(var.pull_max_messages)
+    DECODE_WORKERS              = tostring(var.decode_workers)
     PARTITIONS_START_DATE       = var.partitions_start_date
     LOGFIRE_SECRET_NAME         = var.logfire_secret_id
     DAGSTER_HOME                = var.dagster_home

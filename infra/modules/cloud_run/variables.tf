@@ -73,6 +73,12 @@ variable "pull_max_messages" {
   default     = 50000
 }
 
+variable "decode_workers" {
+  description = "DECODE_WORKERS: processes that decode sensor pulls in parallel; 0 on a 1-CPU daemon, else its CPU count."
+  type        = number
+  default     = 0
+}
+
 variable "partitions_start_date" {
   description = "PARTITIONS_START_DATE (YYYY-MM-DD): first daily partition; must never change once data exists."
   type        = string

@@ -140,6 +140,7 @@ module "cloud_run" {
   ack_deadline_seconds  = module.pubsub.ack_deadline_seconds
   max_message_bytes     = var.max_message_bytes
   pull_max_messages     = var.pull_max_messages
+  decode_workers        = var.decode_workers
   partitions_start_date = var.partitions_start_date
   compute_logs_bucket   = module.storage.compute_logs_bucket_name
   logfire_secret_id     = module.secrets.logfire_secret_id
