@@ -31,6 +31,9 @@ import pyarrow as pa
 from event_assets.events.decode import RawMessage, decode_batch
 from event_assets.pubsub.client import messages_of
 
+Decoded = tuple[pa.Table, pa.Table]
+"""(events, quarantine) of one pull response."""
+
 _LOCK = threading.Lock()
 _POOL: ProcessPoolExecutor | None = None
 _POOL_WORKERS = 0
@@ -48,7 +51,7 @@ class DecodeOptions:
     latest_date: date | None
 
 
-def decode_payload(payload: bytes, options: DecodeOptions) -> tuple[pa.Table, pa.Table]:
+def decode_payload(payload: bytes, options: DecodeOptions) -> Decoded:
     """Decode a serialized PullResponse into (events, quarantine); runs anywhere."""
     decoded = decode_batch(
         messages_of(payload),
@@ -147,8 +150,8 @@ class Decoder:
     def __init__(self, options: DecodeOptions, workers: int) -> None:
         self.options = options
         self._pool = _pool(workers) if workers > 0 else None
-        self._pending: list[tuple[bytes, Future[tuple[pa.Table, pa.Table]] | None]] = []
-        self._inline: list[tuple[pa.Table, pa.Table]] = []
+        # (payload, its decode): a pool future, or the tables decoded here already.
+        self._pending: list[tuple[bytes, Future[Decoded] | Decoded]] = []
         self.in_workers = 0  # payloads decoded by the pool (the rest: in this process)
 
     def submit(self, payload: bytes) -> None:
@@ -156,30 +159,30 @@ class Decoder:
             try:
                 future = self._pool.submit(decode_payload, payload, self.options)
             except (BrokenProcessPool, RuntimeError):
-                _discard(self._pool)
-                self._pool = None
+                self._drop_pool()
             else:
                 self._pending.append((payload, future))
                 self.in_workers += 1
                 return
-        self._pending.append((payload, None))
-        self._inline.append(decode_payload(payload, self.options))
+        self._pending.append((b"", decode_payload(payload, self.options)))
 
-    def results(self) -> list[tuple[pa.Table, pa.Table]]:
+    def results(self) -> list[Decoded]:
         """Every submitted payload's (events, quarantine), in submission order."""
-        inline = iter(self._inline)
-        out: list[tuple[pa.Table, pa.Table]] = []
-        for payload, future in self._pending:
-            if future is None:
-                out.append(next(inline))
+        out: list[Decoded] = []
+        for payload, decoded in self._pending:
+            if not isinstance(decoded, Future):
+                out.append(decoded)
                 continue
             try:
-                out.append(future.result())
+                out.append(decoded.result())
             except BrokenProcessPool:
                 # A worker died (killed, out of memory): decode here instead.
-                if self._pool is not None:
-                    _discard(self._pool)
-                    self._pool = None
+                self._drop_pool()
                 self.in_workers -= 1
                 out.append(decode_payload(payload, self.options))
         return out
+
+    def _drop_pool(self) -> None:
+        if self._pool is not None:
+            _discard(self._pool)
+            self._pool = None
