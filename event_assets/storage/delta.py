@@ -229,6 +229,11 @@ def _found(
     )
 
 
+def _compare_columns(target: DeltaTarget, words: tuple[str, ...]) -> list[str]:
+    """What the dedup scan compares: the table's key words, else the key."""
+    return list(words) or [target.key]
+
+
 def _batch_frame(target: DeltaTarget, rows: pa.Table, words: tuple[str, ...]) -> pl.DataFrame:
     frame = pl.DataFrame(rows.select([target.key, *words]))
     return frame.with_columns(pl.col(target.key).cast(pl.String))
@@ -246,7 +251,7 @@ def _write_once(
     read_version = dt.version()
     words = _table_words(dt, target)
     rows = rows.select(_table_schema(target, words).names)
-    columns = list(words) or [target.key]
+    columns = _compare_columns(target, words)
     batch = _batch_frame(target, rows, words)
     found = _found(dt, target, partition, batch, columns)
     present = found.unique()
@@ -275,7 +280,7 @@ def _write_once(
         }
         appended[-1] = (new_rows.num_rows, len(added), sum(added.values()))
         needs_repair = needs_repair or version != read_version + 1
-    repaired = _repair(dt, target, partition, batch, columns, words) if needs_repair else 0
+    repaired = _repair(dt, target, partition, batch, words) if needs_repair else 0
     if repaired:
         version = dt.version()
     return version, repaired
@@ -286,11 +291,11 @@ def _repair(
     target: DeltaTarget,
     partition: str | None,
     batch: pl.DataFrame,
-    columns: list[str],
     words: tuple[str, ...],
 ) -> int:
     """Replace every duplicated key of `batch` by its one survivor, atomically."""
     dt.update_incremental()
+    columns = _compare_columns(target, words)
     found = _found(dt, target, partition, batch, columns)
     doubled = found.group_by(columns).len().filter(pl.col("len") > 1).drop("len")
     if doubled.height == 0:
