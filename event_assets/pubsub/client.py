@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import grpc
@@ -29,7 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from event_assets.events.decode import RawMessage
+from event_assets.events.decode import RawFields, RawMessage
 from event_assets.settings import Settings
 
 PUBSUB_HOST = "pubsub.googleapis.com:443"
@@ -52,14 +51,6 @@ _PullRequest: Any = types.PullRequest.pb()
 _PullResponse: Any = types.PullResponse.pb()
 _AckRequest: Any = types.AcknowledgeRequest.pb()
 _ModAckRequest: Any = types.ModifyAckDeadlineRequest.pb()
-
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def _timestamp(seconds: int, nanos: int) -> datetime:
-    """A protobuf Timestamp as an aware UTC datetime, truncated to microseconds."""
-    return _EPOCH + timedelta(seconds=seconds, microseconds=nanos // 1000)
 
 
 class PubSubUnavailableError(RuntimeError):
@@ -101,22 +92,17 @@ class RawPull:
         return len(self.ack_ids)
 
 
-def messages_of(payload: bytes) -> list[RawMessage]:
+def messages_of(payload: bytes) -> list[RawFields]:
     """The messages of a serialized `PullResponse`, in order.
 
-    Plain tuples, not pydantic models: protobuf already guarantees what
-    `PulledMessage` validates (UTF-8 strings, a UTC timestamp).
+    Plain tuples in `RawMessage` field order, not pydantic models (nor even
+    NamedTuples: ~0.3 us each): protobuf already guarantees what `PulledMessage`
+    validates (UTF-8 strings, a UTC timestamp).
     """
     if not payload:
         return []
     return [
-        RawMessage(
-            m.data,
-            dict(m.attributes),
-            m.message_id,
-            _timestamp(m.publish_time.seconds, m.publish_time.nanos),
-            m.ordering_key,
-        )
+        (m.data, dict(m.attributes), m.message_id, m.publish_time.ToMicroseconds(), m.ordering_key)
         for m in (r.message for r in _PullResponse.FromString(payload).received_messages)
     ]
 
@@ -174,7 +160,7 @@ class Subscription:
     def pull(self, max_messages: int, timeout: float = 5.0) -> Pulled:
         """One Pull RPC; an empty result means nothing was available within `timeout`."""
         raw = self.pull_raw(max_messages, timeout)
-        return Pulled(raw.ack_ids, messages_of(raw.payload))
+        return Pulled(raw.ack_ids, [RawMessage(*m) for m in messages_of(raw.payload)])
 
     def pull_raw(self, max_messages: int, timeout: float = 5.0) -> RawPull:
         """One Pull RPC, the response kept as its serialized bytes.

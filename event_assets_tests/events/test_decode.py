@@ -28,6 +28,7 @@ from event_assets.events import (
     event_id_of,
     parse_rfc3339,
 )
+from event_assets.events.decode import from_micros, parse_rfc3339_micros, to_micros
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
 MAX_BYTES = 1_000_000
@@ -452,6 +453,51 @@ def test_parse_rfc3339_rejects_non_ascii_digits() -> None:
     with pytest.raises(ValueError, match="RFC 3339"):
         parse_rfc3339("٢٠٢٥-01-01T00:00:00Z")
     assert parse_rfc3339("2025-01-01T00:00:00+00:30") == datetime(2024, 12, 31, 23, 30, tzinfo=UTC)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(
+        min_value=datetime(1, 1, 1), max_value=datetime(9999, 12, 31, 23, 59, 59, 999_999)
+    ),
+    offset_minutes=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
+    digits=st.integers(min_value=0, max_value=9),
+)
+def test_rfc3339_micros_is_the_utc_instant(
+    when: datetime, offset_minutes: int, digits: int
+) -> None:
+    """Microseconds since the epoch of the UTC instant (fraction truncated), or
+    ValueError where UTC cannot hold it (years 1-9999), as the datetime path did."""
+    sign = "-" if offset_minutes < 0 else "+"
+    hours, minutes = divmod(abs(offset_minutes), 60)
+    fraction = f".{when.microsecond:06d}{'7' * max(digits - 6, 0)}"[: digits + 1] if digits else ""
+    stamp = f"{when.year:04d}-{when:%m-%dT%H:%M:%S}"  # %Y is not zero-padded below 1000
+    text = f"{stamp}{fraction}{sign}{hours:02d}:{minutes:02d}"
+    local = when.replace(
+        microsecond=int(fraction[1:7].ljust(6, "0")) if digits else 0,
+        tzinfo=timezone(timedelta(minutes=offset_minutes)),
+    )
+    try:
+        expected = local.astimezone(UTC)
+    except OverflowError:
+        with pytest.raises(ValueError, match="out of range"):
+            parse_rfc3339_micros(text)
+        return
+    micros = parse_rfc3339_micros(text)
+    assert micros == (expected - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    assert from_micros(micros) == expected == parse_rfc3339(text)
+    assert to_micros(expected) == micros
+
+
+def test_rfc3339_micros_edges() -> None:
+    assert parse_rfc3339_micros("1970-01-01T00:00:00Z") == 0
+    assert parse_rfc3339_micros("1969-12-31T23:59:59.999999Z") == -1
+    assert parse_rfc3339_micros("2016-12-31T23:59:60Z") == parse_rfc3339_micros(
+        "2016-12-31T23:59:59.999999Z"
+    )
+    for outside in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"):
+        with pytest.raises(ValueError, match="out of range in UTC"):
+            parse_rfc3339_micros(outside)
 
 
 def test_pulled_message_requires_aware_publish_time() -> None:

@@ -27,10 +27,12 @@ from event_assets.events.decode import (
     _parse_json_stdlib,
     _RejectedError,
     decode_batch,
+    to_micros,
 )
 from event_assets.events.identity import canonical_json, event_id_of
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
+PUBLISH_US = to_micros(PUBLISH)
 
 scalars = (
     st.none()
@@ -178,7 +180,7 @@ def test_deep_nesting_is_rejected_the_same_way() -> None:
 def test_raw_messages_decode_exactly_like_pulled_messages(
     payloads: list[tuple[bytes, dict[str, str]]],
 ) -> None:
-    raw = [RawMessage(d, a, f"m-{i}", PUBLISH) for i, (d, a) in enumerate(payloads)]
+    raw = [RawMessage(d, a, f"m-{i}", PUBLISH_US) for i, (d, a) in enumerate(payloads)]
     models = [
         PulledMessage(data=d, attributes=a, message_id=f"m-{i}", publish_time=PUBLISH)
         for i, (d, a) in enumerate(payloads)
@@ -225,7 +227,7 @@ def test_cloudevent_id_is_the_hash_of_its_whole_structured_form(
             del structured["ext"]  # a null attribute counts as absent
         attributes = {"content-type": "application/cloudevents+json"}
         payload = json.dumps(structured).encode()
-    batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH)], max_bytes=10**7)
+    batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH_US)], max_bytes=10**7)
     assert batch.quarantine.num_rows == 0, batch.quarantine["reason"].to_pylist()
     assert batch.events["event_id"].to_pylist() == [event_id_of(structured)]
     assert batch.events["data"].to_pylist() == [json.dumps(data, sort_keys=True)]
@@ -237,7 +239,7 @@ def test_cloudevent_data_at_the_depth_limit_is_rejected_as_before() -> None:
     attributes = {"ce-specversion": "1.0", "ce-id": "1", "ce-source": "s", "ce-type": "t"}
     for depth, accepted in ((MAX_JSON_DEPTH - 1, True), (MAX_JSON_DEPTH, False)):
         payload = ("[" * depth + "]" * depth).encode()
-        batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH)], max_bytes=10**7)
+        batch = decode_batch([RawMessage(payload, attributes, "m", PUBLISH_US)], max_bytes=10**7)
         assert (batch.events.num_rows == 1) is accepted
         if not accepted:
             assert batch.quarantine["reason_code"].to_pylist() == ["json_too_deep"]
