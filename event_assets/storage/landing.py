@@ -77,9 +77,10 @@ def land_batch(
         return []
     batch_id = batch_id or new_batch_id(now)
     ingested_at = now or datetime.now(UTC)
+    rows = events.num_rows
     table = events.append_column(
-        "ingested_at", pa.array([ingested_at] * events.num_rows, pa.timestamp("us", tz="UTC"))
-    ).append_column("batch_id", pa.array([batch_id] * events.num_rows, pa.string()))
+        "ingested_at", pa.repeat(pa.scalar(ingested_at, pa.timestamp("us", tz="UTC")), rows)
+    ).append_column("batch_id", pa.repeat(pa.scalar(batch_id, pa.string()), rows))
     table = table.select(LANDED_EVENTS_SCHEMA.names).cast(LANDED_EVENTS_SCHEMA)
     store = lake.store(LANDING_DIR)
     landed: list[LandedBatch] = []
