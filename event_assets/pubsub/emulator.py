@@ -7,7 +7,9 @@ duplicates, slow pulls) and speaks the real wire protocol so that the real
 fake and the documented service semantics.
 
 Raw protobuf classes are used throughout the server because proto-plus wrapping of every
-message dominates the cost of a Python gRPC servicer.
+message dominates the cost of a Python gRPC servicer. On the hot path (Pull and
+StreamingPull responses) not even those: each message is serialized once when published
+and responses are concatenated from wire-format pieces (see :func:`_encode_received`).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any, NoReturn
 
@@ -53,10 +55,9 @@ _DeleteSubscriptionRequest: Any = _types.DeleteSubscriptionRequest.pb()
 _ModifyAckDeadlineRequest: Any = _types.ModifyAckDeadlineRequest.pb()
 _AcknowledgeRequest: Any = _types.AcknowledgeRequest.pb()
 _PullRequest: Any = _types.PullRequest.pb()
-_PullResponse: Any = _types.PullResponse.pb()
 _StreamingPullRequest: Any = _types.StreamingPullRequest.pb()
-_StreamingPullResponse: Any = _types.StreamingPullResponse.pb()
 _PubsubMessage: Any = _types.PubsubMessage.pb()
+_ReceivedMessage: Any = _types.ReceivedMessage.pb()
 _Empty: Any = empty_pb2.Empty
 
 MAX_MESSAGE_DATA_BYTES = 10_000_000
@@ -72,7 +73,7 @@ _DEFAULT_ACK_DEADLINE = 10
 _DEFAULT_MAX_DELIVERY_ATTEMPTS = 5
 _DELETED_TOPIC = "_deleted-topic_"
 _UNLIMITED = 1 << 62
-_RECEIVED_MESSAGE_OVERHEAD = 16  # tag/length bytes around each ReceivedMessage
+_RECEIVED_MESSAGE_OVERHEAD = 16  # tag/length bytes around each ReceivedMessage (at most 14)
 _STREAM_IDLE_WAKEUP = 1.0  # bounded wait so a stream notices cancellation without a notify
 _DEADLINE_MARGIN = 0.05  # a response sent this close to the caller's deadline would arrive late
 _RESOURCE_ID = r"[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}"
@@ -109,16 +110,50 @@ class _RpcAbortError(Exception):
         self.details = details
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class _Message:
-    """One message as seen by one subscription (the protobuf is shared across fan-out)."""
+    """One message as seen by one subscription (the bytes are shared across fan-out).
 
-    pb: _Pb
+    ``encoded`` is the stamped PubsubMessage serialized once, at publish, as field
+    ``message`` of a ReceivedMessage (tag, length, message), ready to be spliced into
+    every response that delivers it; ``size`` is the message's own serialized size.
+    """
+
+    message_id: str
+    encoded: bytes
     size: int
     acked: bool = False
     attempts: int = 0
     queued: int = 0  # entries for this message in the subscription's ready queues
-    deliveries: set[str] = field(default_factory=set)
+    # Ack ids of its live deliveries: ``lease`` ("" for none), then any others (only
+    # forced duplicates overlap). Plain strings, no set per message: the garbage
+    # collector traverses every container a subscription's backlog holds.
+    lease: str = ""
+    more_leases: list[str] | None = None
+
+    def add_lease(self, ack_id: str) -> None:
+        if not self.lease:
+            self.lease = ack_id
+        elif self.more_leases is None:
+            self.more_leases = [ack_id]
+        else:
+            self.more_leases.append(ack_id)
+
+    def drop_lease(self, ack_id: str) -> None:
+        if self.more_leases is None:
+            self.lease = ""
+            return
+        if self.lease == ack_id:
+            self.lease = self.more_leases.pop()
+        else:
+            self.more_leases.remove(ack_id)
+        if not self.more_leases:
+            self.more_leases = None
+
+    def leases(self) -> list[str]:
+        if not self.lease:
+            return []
+        return [self.lease, *(self.more_leases or ())]
 
 
 @dataclass(eq=False)
@@ -134,13 +169,19 @@ class _Stream:
     error: _RpcAbortError | None = None
 
 
-@dataclass(eq=False)
-class _Delivery:
-    ack_id: str
-    message: _Message
-    deadline: float
-    size: int
-    stream: _Stream | None
+@dataclass(eq=False, slots=True)
+class _Taken:
+    """The deliveries of one response, in order (parallel lists, not a tuple each).
+
+    ``attempts`` holds delivery_attempt values, only with a dead-letter policy.
+    """
+
+    ack_ids: list[str]
+    messages: list[_Message]
+    attempts: list[int] | None
+
+    def __len__(self) -> int:
+        return len(self.ack_ids)
 
 
 class _SubState:
@@ -153,8 +194,15 @@ class _SubState:
         self.pending: deque[_Message] = deque()  # first deliveries, FIFO by publish
         self.redeliver: deque[_Message] = deque()  # expired / nacked, served first
         self.duplicates: deque[_Message] = deque()  # forced duplicate deliveries
-        self.outstanding: dict[str, _Delivery] = {}
-        self.deadlines: list[tuple[float, int, str]] = []  # lazy min-heap of ack deadlines
+        # Live deliveries by ack id. Nothing is allocated per delivery beyond its ack id
+        # and dict slots: per-delivery objects made the garbage collector the largest
+        # cost of big pulls. The bytes a delivery counts are recomputed (_lease_size).
+        self.outstanding: dict[str, _Message] = {}
+        self.lease_deadlines: dict[str, float] = {}
+        self.lease_streams: dict[str, _Stream] = {}  # StreamingPull deliveries only
+        # Lazy min-heap of ack deadlines, one entry per response (or modack) whose ack
+        # ids all got that deadline; an id whose deadline has since changed is skipped.
+        self.deadlines: list[tuple[float, int, list[str]]] = []
         self.delivered = 0
         self.acked = 0
 
@@ -506,15 +554,15 @@ class PubSubEmulator:
                 unary("Acknowledge", self._acknowledge, _AcknowledgeRequest, _Empty),
             ]
         )
+        # Pull and StreamingPull handlers return serialized responses: with no
+        # serializer gRPC sends the bytes as they are.
         subscriber["Pull"] = grpc.unary_unary_rpc_method_handler(
-            pull,
-            request_deserializer=_PullRequest.FromString,
-            response_serializer=_PullResponse.SerializeToString,
+            pull, request_deserializer=_PullRequest.FromString, response_serializer=None
         )
         subscriber["StreamingPull"] = grpc.stream_stream_rpc_method_handler(
             self._streaming_pull,
             request_deserializer=_StreamingPullRequest.FromString,
-            response_serializer=_StreamingPullResponse.SerializeToString,
+            response_serializer=None,
         )
         return (
             grpc.method_handlers_generic_handler("google.pubsub.v1.Publisher", publisher),
@@ -652,10 +700,11 @@ class PubSubEmulator:
         message_id = str(next(self._message_ids))
         message.message_id = message_id
         message.publish_time.FromNanoseconds(time.time_ns() + int(self._clock_offset * 1e9))
-        size = message.ByteSize()
+        wire = message.SerializeToString()
+        encoded = b"\x12" + _varint(len(wire)) + wire  # ReceivedMessage field 2
         for name in self._topic_subs[topic]:
             sub = self._subs[name]
-            sub.pending.append(_Message(message, size, queued=1))
+            sub.pending.append(_Message(message_id, encoded, len(wire), queued=1))
             sub.cond.notify_all()
         self._counters["published"] += 1
         self._changed_locked()
@@ -753,42 +802,59 @@ class PubSubEmulator:
         return _Empty()
 
     def _ack_locked(self, sub: _SubState, ack_ids: Any) -> None:
-        """Ack every known ack_id; unknown or expired ids are ignored as in Pub/Sub."""
+        """Ack every known ack_id; unknown or expired ids are ignored as in Pub/Sub.
+
+        Acking one delivery of a message drops all of its deliveries. The common case
+        (a single delivery, not on a stream) is inlined: this runs once per message.
+        """
+        outstanding = sub.outstanding
+        lease_deadlines = sub.lease_deadlines
+        acked = 0
         for ack_id in ack_ids:
-            delivery = sub.outstanding.get(ack_id)
-            if delivery is None:
+            message = outstanding.get(ack_id)
+            if message is None:
                 continue
-            message = delivery.message
+            if message.more_leases is None and not sub.lease_streams:
+                del outstanding[ack_id]
+                del lease_deadlines[ack_id]
+                message.lease = ""
+            else:
+                for lease in message.leases():
+                    self._drop_delivery_locked(sub, lease)
             if not message.acked:
                 message.acked = True
-                sub.acked += 1
-                self._counters["acked"] += 1
-            for other in list(message.deliveries):
-                self._drop_delivery_locked(sub, sub.outstanding[other])
+                acked += 1
+        if acked:
+            sub.acked += acked
+            self._counters["acked"] += acked
         sub.cond.notify_all()
         self._changed_locked()
 
     def _modack_locked(self, sub: _SubState, ack_ids: Any, seconds: int) -> None:
-        now = self._now()
+        deadline = self._now() + seconds
+        extended: list[str] = []
         for ack_id in ack_ids:
-            delivery = sub.outstanding.get(ack_id)
-            if delivery is None:
+            if ack_id not in sub.outstanding:
                 continue
             if seconds == 0:
-                self._drop_delivery_locked(sub, delivery)
-                self._requeue_locked(sub, delivery.message)
+                self._requeue_locked(sub, self._drop_delivery_locked(sub, ack_id))
             else:
-                delivery.deadline = now + seconds
-                heapq.heappush(sub.deadlines, (delivery.deadline, next(self._heap_seq), ack_id))
+                sub.lease_deadlines[ack_id] = deadline
+                extended.append(ack_id)
+        if extended:
+            heapq.heappush(sub.deadlines, (deadline, next(self._heap_seq), extended))
         sub.cond.notify_all()
         self._changed_locked()
 
-    def _drop_delivery_locked(self, sub: _SubState, delivery: _Delivery) -> None:
-        del sub.outstanding[delivery.ack_id]
-        delivery.message.deliveries.discard(delivery.ack_id)
-        if delivery.stream is not None:
-            delivery.stream.out_count -= 1
-            delivery.stream.out_bytes -= delivery.size
+    def _drop_delivery_locked(self, sub: _SubState, ack_id: str) -> _Message:
+        message = sub.outstanding.pop(ack_id)
+        del sub.lease_deadlines[ack_id]
+        message.drop_lease(ack_id)
+        stream = sub.lease_streams.pop(ack_id, None)
+        if stream is not None:
+            stream.out_count -= 1
+            stream.out_bytes -= _lease_size(message, ack_id)
+        return message
 
     def _requeue_locked(self, sub: _SubState, message: _Message) -> None:
         """Make an unacked message with no live deliveries available again.
@@ -796,16 +862,15 @@ class PubSubEmulator:
         With a dead-letter policy, a message that has used up its delivery attempts is
         forwarded to the dead-letter topic (when it exists) instead.
         """
-        if message.acked or message.deliveries or message.queued:
+        if message.acked or message.lease or message.queued:
             return
         max_attempts = sub.max_delivery_attempts
         if max_attempts and message.attempts >= max_attempts:
             dead_letter_topic = sub.pb.dead_letter_policy.dead_letter_topic
             if dead_letter_topic in self._topics:
-                forwarded = _PubsubMessage(
-                    data=message.pb.data, ordering_key=message.pb.ordering_key
-                )
-                forwarded.attributes.update(message.pb.attributes)
+                original = _ReceivedMessage.FromString(message.encoded).message
+                forwarded = _PubsubMessage(data=original.data, ordering_key=original.ordering_key)
+                forwarded.attributes.update(original.attributes)
                 project, sub_id = _SUBSCRIPTION_RE.match(sub.pb.name).groups()  # type: ignore[union-attr]
                 forwarded.attributes.update(
                     {
@@ -824,14 +889,14 @@ class PubSubEmulator:
 
     def _expire_locked(self, sub: _SubState, now: float) -> None:
         heap = sub.deadlines
+        lease_deadlines = sub.lease_deadlines
         while heap and heap[0][0] <= now:
-            deadline, _, ack_id = heapq.heappop(heap)
-            delivery = sub.outstanding.get(ack_id)
-            if delivery is None or delivery.deadline != deadline:
-                continue  # acked, nacked or extended since this heap entry was pushed
-            self._drop_delivery_locked(sub, delivery)
-            self._requeue_locked(sub, delivery.message)
-            self._changed_locked()
+            deadline, _, ack_ids = heapq.heappop(heap)
+            for ack_id in ack_ids:
+                if lease_deadlines.get(ack_id) != deadline:
+                    continue  # acked, nacked or extended since this heap entry was pushed
+                self._requeue_locked(sub, self._drop_delivery_locked(sub, ack_id))
+                self._changed_locked()
 
     # ------------------------------------------------------------------ delivery
 
@@ -846,105 +911,112 @@ class PubSubEmulator:
     def _take_locked(
         self,
         sub: _SubState,
-        out: Any,
         max_messages: int,
         deadline_seconds: int,
         stream: _Stream | None = None,
-    ) -> int:
-        """Move ready messages into repeated field ``out``; returns how many were added.
+    ) -> _Taken:
+        """Lease ready messages for one response; the caller encodes them (unlocked).
 
         Stops at ``max_messages``, the response byte cap and (for streams) the stream's
         flow-control limits, but always hands out one message when nothing else limits
         it so a single oversized message cannot wedge a subscription.
         """
-        now = self._now()
+        deadline = self._now() + deadline_seconds
         total = 0
+        ack_ids: list[str] = []
+        messages: list[_Message] = []
+        attempts: list[int] | None = [] if sub.max_delivery_attempts else None
         duplicates: list[_Message] = []
-        max_attempts = sub.max_delivery_attempts
-        while len(out) < max_messages:
-            ready = self._next_ready_locked(sub)
-            if ready is None:
+        max_bytes = self._max_response_bytes
+        outstanding = sub.outstanding
+        lease_deadlines = sub.lease_deadlines
+        counters = self._counters
+        pending, redeliver, forced = sub.pending, sub.redeliver, sub.duplicates
+        while len(ack_ids) < max_messages:
+            if forced or redeliver:
+                ready = self._next_ready_locked(sub)
+                if ready is None:
+                    break
+                queue, message = ready
+            else:  # the common case, inlined
+                while pending and pending[0].acked:
+                    pending.popleft().queued -= 1
+                if not pending:
+                    break
+                queue, message = pending, pending[0]
+            ack_id = f"{next(self._ack_ids)}-{message.message_id}"
+            size = message.size + len(ack_id) + _RECEIVED_MESSAGE_OVERHEAD  # _lease_size
+            if ack_ids and total + size > max_bytes:
                 break
-            queue, message = ready
-            ack_id = f"{next(self._ack_ids)}-{message.pb.message_id}"
-            size = message.size + len(ack_id) + _RECEIVED_MESSAGE_OVERHEAD
-            if len(out) and total + size > self._max_response_bytes:
-                break
-            if (
-                stream is not None
-                and stream.out_count
-                and (
+            if stream is not None:
+                if stream.out_count and (
                     (stream.max_messages and stream.out_count + 1 > stream.max_messages)
                     or (stream.max_bytes and stream.out_bytes + size > stream.max_bytes)
-                )
-            ):
-                break
+                ):
+                    break
+                stream.out_count += 1
+                stream.out_bytes += size
+                sub.lease_streams[ack_id] = stream
             queue.popleft()
             message.queued -= 1
-            is_duplicate = queue is sub.duplicates
+            is_duplicate = queue is forced
             if not is_duplicate:
                 message.attempts += 1
                 if message.attempts > 1:
-                    self._counters["redelivered"] += 1
-            delivery = _Delivery(ack_id, message, now + deadline_seconds, size, stream)
-            sub.outstanding[ack_id] = delivery
-            message.deliveries.add(ack_id)
-            heapq.heappush(sub.deadlines, (delivery.deadline, next(self._heap_seq), ack_id))
-            if stream is not None:
-                stream.out_count += 1
-                stream.out_bytes += size
-            received = out.add()
-            received.ack_id = ack_id
-            received.message.CopyFrom(message.pb)
-            if max_attempts:
-                received.delivery_attempt = message.attempts
+                    counters["redelivered"] += 1
+            outstanding[ack_id] = message
+            lease_deadlines[ack_id] = deadline
+            if message.lease:
+                message.add_lease(ack_id)
+            else:
+                message.lease = ack_id
+            ack_ids.append(ack_id)
+            messages.append(message)
+            if attempts is not None:
+                attempts.append(message.attempts)
             total += size
-            sub.delivered += 1
-            self._counters["delivered"] += 1
             if self._duplicates_remaining and not is_duplicate:
                 self._duplicates_remaining -= 1
-                self._counters["duplicated"] += 1
+                counters["duplicated"] += 1
                 duplicates.append(message)
         for message in duplicates:  # served by a later response, never the same one
             message.queued += 1
-            sub.duplicates.append(message)
-        if len(out):
+            forced.append(message)
+        if ack_ids:
+            heapq.heappush(sub.deadlines, (deadline, next(self._heap_seq), ack_ids))
+            sub.delivered += len(ack_ids)
+            counters["delivered"] += len(ack_ids)
             self._changed_locked()
-        return len(out)
+        return _Taken(ack_ids, messages, attempts)
 
-    def _pull(self, request: _Pb, context: Any) -> _Pb:
+    def _pull(self, request: _Pb, context: Any) -> bytes:
+        """Pull; returns the serialized PullResponse (the handler has no serializer)."""
         if request.max_messages <= 0:
             raise _RpcAbortError(grpc.StatusCode.INVALID_ARGUMENT, "max_messages must be > 0")
         if not self._delay_response(context):
-            return _PullResponse()
+            return b""
         wait = self._max_pull_wait
         remaining = context.time_remaining()
         if remaining is not None:
             wait = min(wait, max(remaining - 0.05, 0.0))
         give_up = time.monotonic() + wait
-        response = _PullResponse()
         with self._lock:
             sub = self._sub_locked(request.subscription)
             while True:
                 now = self._now()
                 self._expire_locked(sub, now)
-                taken = self._take_locked(
-                    sub,
-                    response.received_messages,
-                    request.max_messages,
-                    sub.pb.ack_deadline_seconds,
-                )
+                taken = self._take_locked(sub, request.max_messages, sub.pb.ack_deadline_seconds)
                 if taken or request.return_immediately or self._stopping or sub.deleted:
                     break
                 left = give_up - time.monotonic()
                 if left <= 0 or not context.is_active():
                     break
                 sub.cond.wait(min(left, max(sub.next_deadline() - now, 0.001)))
-        if sub.deleted and not len(response.received_messages):
+        if sub.deleted and not taken:
             raise _RpcAbortError(
                 grpc.StatusCode.NOT_FOUND, f"Subscription does not exist: {request.subscription}"
             )
-        return response
+        return _encode_received(taken)
 
     def _streaming_pull(self, request_iterator: Iterator[Any], context: Any) -> Iterator[Any]:
         try:
@@ -982,7 +1054,6 @@ class PubSubEmulator:
                     return
             except _RpcAbortError as err:
                 _abort(context, err)
-            response = _StreamingPullResponse()
             with self._lock:
                 while True:
                     if stream.error is not None:
@@ -998,12 +1069,11 @@ class PubSubEmulator:
                         return
                     now = self._now()
                     self._expire_locked(sub, now)
-                    if self._take_locked(
-                        sub, response.received_messages, _UNLIMITED, stream.deadline_seconds, stream
-                    ):
+                    taken = self._take_locked(sub, _UNLIMITED, stream.deadline_seconds, stream)
+                    if taken:
                         break
                     sub.cond.wait(min(_STREAM_IDLE_WAKEUP, max(sub.next_deadline() - now, 0.001)))
-            yield response
+            yield _encode_received(taken)
 
     def _open_stream(self, first: _Pb) -> tuple[_SubState, _Stream]:
         if not first.subscription:
@@ -1073,6 +1143,56 @@ class PubSubEmulator:
                 sub.cond.notify_all()
                 return
             self._modack_locked(sub, (ack_id,), seconds)
+
+
+_SMALL_VARINTS = [bytes((n,)) for n in range(0x80)]
+
+
+def _varint(n: int) -> bytes:
+    """Protobuf base-128 varint of a non-negative int (lengths, delivery attempts)."""
+    if n < 0x80:
+        return _SMALL_VARINTS[n]
+    if n < 0x4000:  # most ReceivedMessage lengths
+        return bytes(((n & 0x7F) | 0x80, n >> 7))
+    out = bytearray()
+    while n >= 0x80:
+        out.append((n & 0x7F) | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _lease_size(message: _Message, ack_id: str) -> int:
+    """Bytes one delivery counts against response and flow-control caps (an upper bound)."""
+    return message.size + len(ack_id) + _RECEIVED_MESSAGE_OVERHEAD
+
+
+def _encode_received(taken: _Taken) -> bytes:
+    """A serialized PullResponse / StreamingPullResponse holding ``taken``.
+
+    Both carry ``repeated ReceivedMessage received_messages = 1``; a ReceivedMessage is
+    ``string ack_id = 1; PubsubMessage message = 2; int32 delivery_attempt = 3`` (the
+    last omitted when 0, as protobuf does). Splicing pre-serialized messages avoids a
+    protobuf copy of each; the tags and lengths added here stay within
+    _RECEIVED_MESSAGE_OVERHEAD per message, so a response stays within the byte cap.
+    """
+    pieces: list[bytes] = []
+    append = pieces.append
+    attempts = taken.attempts or [0] * len(taken.ack_ids)
+    for ack_id, message, attempt in zip(taken.ack_ids, taken.messages, attempts, strict=True):
+        ack = ack_id.encode()
+        encoded = message.encoded
+        tail = b"\x18" + _varint(attempt) if attempt else b""
+        length = 2 + len(ack) + len(encoded) + len(tail)
+        if len(ack) < 0x80 and 0x80 <= length < 0x4000:  # the usual case, varints inlined
+            append(b"\x0a%c%c\x0a%c%b" % (length & 0x7F | 0x80, length >> 7, len(ack), ack))
+        else:
+            length += len(_varint(len(ack))) - 1
+            append(b"\x0a%b\x0a%b%b" % (_varint(length), _varint(len(ack)), ack))
+        append(encoded)
+        if tail:
+            append(tail)
+    return b"".join(pieces)
 
 
 def _page(names: list[str], page_size: int, page_token: str) -> tuple[list[str], str]:

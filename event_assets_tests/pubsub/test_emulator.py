@@ -391,6 +391,7 @@ def test_duplicate_next_deliveries(
     assert duplicate.ack_id != batch[0].ack_id
 
     subscriber.acknowledge(subscription=SUB, ack_ids=[duplicate.ack_id, batch[1].ack_id])
+    assert pubsub_emulator.stats()["outstanding"] == 0  # acking one delivery drops both
     pubsub_emulator.advance_clock(700)
     assert pull_now(subscriber, SUB) == []
     stats = pubsub_emulator.stats()
