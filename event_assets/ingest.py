@@ -8,11 +8,13 @@ first merges any batch a crashed process landed but never merged.
 
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
 import time
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from typing import cast
@@ -23,7 +25,7 @@ import pyarrow as pa
 from event_assets.decode_pool import DecodeOptions, Decoder
 from event_assets.faults import checkpoint
 from event_assets.observability import record_merge, record_pull
-from event_assets.pubsub.client import RawPull, Subscription
+from event_assets.pubsub.client import PendingPull, RawPull, Subscription
 from event_assets.settings import Settings
 from event_assets.storage.delta import WriteResult, dedup_write
 from event_assets.storage.lake import Lake
@@ -39,6 +41,7 @@ from event_assets.storage.landing import land_batch as _land_batch
 from event_assets.storage.tables import events_target, quarantine_target
 
 MERGE_CHUNK_BATCHES = 20
+PULLS_IN_FLIGHT = 3
 
 
 def lake_of(settings: Settings) -> Lake:
@@ -86,6 +89,16 @@ def partition_range(settings: Settings, now: datetime | None = None) -> tuple[da
     return settings.PARTITIONS_START_DATE, today
 
 
+@dataclass
+class PulledRound:
+    """A round pulled and decoded but not yet landed or acked (see :func:`land_round`)."""
+
+    ack_ids: list[str]
+    events: pa.Table | None
+    quarantine: pa.Table | None
+    started: float = field(default_factory=time.perf_counter)
+
+
 def pull_round(
     settings: Settings, subscription: Subscription, lake: Lake, *, now: datetime | None = None
 ) -> LandResult:
@@ -93,37 +106,70 @@ def pull_round(
 
     Nothing is acked before it is durable: a crash anywhere here means redelivery.
     """
-    started = time.perf_counter()
-    with logfire.span("pull_round {subscription}", subscription=subscription.path) as span:
-        result = _pull_round(settings, subscription, lake, now=now)
-        span.set_attributes(
-            {"pulled": result.pulled, "landed": result.landed, "quarantined": result.quarantined}
+    with logfire.span("pull_round {subscription}", subscription=subscription.path):
+        return land_round(
+            settings, subscription, lake, pull_decoded(settings, subscription, now=now), now=now
         )
-    record_pull(result.pulled, result.landed, result.quarantined, time.perf_counter() - started)
-    return result
 
 
-def _pull_round(
-    settings: Settings, subscription: Subscription, lake: Lake, *, now: datetime | None
-) -> LandResult:
+def pull_decoded(
+    settings: Settings, subscription: Subscription, *, now: datetime | None = None
+) -> PulledRound:
+    """The first half of a round: pull and decode, nothing written or acked."""
+    started = time.perf_counter()
     earliest, latest = partition_range(settings, now)
     options = DecodeOptions(settings.MAX_MESSAGE_BYTES, earliest, latest)
     decoder = Decoder(options, settings.DECODE_WORKERS)
     ack_ids: list[str] = []
-    # A background thread waits on the next Pull RPC (GIL released) while this one
+    # A background thread waits on the next Pull RPCs (GIL released) while this one
     # hands the previous response to the decoder (worker processes, or this thread
     # with DECODE_WORKERS=0): pulling and decoding overlap.
-    # Nothing is acked until everything is durable.
     for pulled in _prefetched(_pulls(settings, subscription)):
         ack_ids.extend(pulled.ack_ids)
         decoder.submit(pulled.payload)
     decoded = decoder.results()
-    result = LandResult(pulled=len(ack_ids))
     if not ack_ids:
-        return result
-    checkpoint("after_pull")
+        return PulledRound([], None, None, started)
     events = pa.concat_tables([part[0] for part in decoded])
     quarantine = pa.concat_tables([part[1] for part in decoded])
+    return PulledRound(ack_ids, events, quarantine, started)
+
+
+def land_round(
+    settings: Settings,
+    subscription: Subscription,
+    lake: Lake,
+    pulled: PulledRound,
+    *,
+    now: datetime | None = None,
+) -> LandResult:
+    """The second half of a round: land good events, quarantine bad ones, then ack.
+
+    Nothing is acked before it is durable: a crash anywhere here means redelivery.
+    """
+    with logfire.span("land_round {subscription}", subscription=subscription.path) as span:
+        result = _land_round(settings, subscription, lake, pulled, now=now)
+        span.set_attributes(
+            {"pulled": result.pulled, "landed": result.landed, "quarantined": result.quarantined}
+        )
+    seconds = time.perf_counter() - pulled.started
+    record_pull(result.pulled, result.landed, result.quarantined, seconds)
+    return result
+
+
+def _land_round(
+    settings: Settings,
+    subscription: Subscription,
+    lake: Lake,
+    pulled: PulledRound,
+    *,
+    now: datetime | None,
+) -> LandResult:
+    result = LandResult(pulled=len(pulled.ack_ids))
+    events, quarantine = pulled.events, pulled.quarantine
+    if events is None or quarantine is None:
+        return result
+    checkpoint("after_pull")
     checkpoint("before_landing")
     result.batches = _land_batch(lake, events, now=now)
     result.landed = events.num_rows
@@ -134,26 +180,54 @@ def _pull_round(
         for code in quarantine["reason_code"].to_pylist():
             result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + 1
     checkpoint("before_ack")
-    subscription.acknowledge(ack_ids)
+    subscription.acknowledge(pulled.ack_ids)
     checkpoint("after_ack")
     return result
 
 
 def _pulls(settings: Settings, subscription: Subscription) -> Iterator[RawPull]:
-    """Pull responses until the round's count, byte or time budget is spent."""
+    """Pull responses until the round's count, byte or time budget is spent or a
+    pull comes back empty.
+
+    Up to `PULLS_IN_FLIGHT` Pull RPCs are outstanding at once (one at a time, the
+    round waited on each round trip). Requested counts never add up past
+    `PULL_MAX_MESSAGES`; a pull is only issued while the bytes held plus the pulls
+    in flight, each counted as large as the largest response so far, fit in
+    `PULL_MAX_BYTES` (so only the first pulls can overshoot it).
+    """
     deadline = time.monotonic() + settings.PULL_TIMEOUT_SECONDS
-    count = held = 0
-    while count < settings.PULL_MAX_MESSAGES and held < settings.PULL_MAX_BYTES:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        want = min(settings.PULL_BATCH_SIZE, settings.PULL_MAX_MESSAGES - count)
-        pulled = subscription.pull_raw(want, timeout=min(remaining, 5.0))
-        if not len(pulled):
-            break
-        count += len(pulled)
-        held += pulled.data_bytes
-        yield pulled
+    asked = held = largest = 0  # asked: messages received plus those requested in flight
+    drained = False
+    in_flight: deque[tuple[int, PendingPull]] = deque()
+    try:
+        while True:
+            while (
+                not drained
+                and len(in_flight) < PULLS_IN_FLIGHT
+                and asked < settings.PULL_MAX_MESSAGES
+                and held + len(in_flight) * largest < settings.PULL_MAX_BYTES
+            ):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    drained = True
+                    break
+                want = min(settings.PULL_BATCH_SIZE, settings.PULL_MAX_MESSAGES - asked)
+                in_flight.append((want, subscription.start_pull(want, min(remaining, 5.0))))
+                asked += want
+            if not in_flight:
+                return
+            want, pending = in_flight.popleft()
+            pulled = pending.result()
+            asked -= want - len(pulled)
+            if not len(pulled):
+                drained = True  # nothing more for now; collect what is in flight
+                continue
+            held += pulled.payload_bytes
+            largest = max(largest, pulled.payload_bytes)
+            yield pulled
+    finally:
+        for _, pending in in_flight:  # only if the consumer stopped early
+            pending.cancel()
 
 
 _DONE = object()
@@ -204,9 +278,8 @@ def write_quarantine(
 ) -> WriteResult:
     """Keep bad messages (raw bytes + reason), once per message id."""
     stamp = now or datetime.now(UTC)
-    table = records.append_column(
-        "quarantined_at", pa.array([stamp] * records.num_rows, pa.timestamp("us", tz="UTC"))
-    )
+    stamps = pa.repeat(pa.scalar(stamp, pa.timestamp("us", tz="UTC")), records.num_rows)
+    table = records.append_column("quarantined_at", stamps)
     return dedup_write(quarantine_target(lake), table, max_attempts=settings.WRITE_MAX_ATTEMPTS)
 
 
@@ -301,6 +374,14 @@ class IngestSummary:
         self.inserted += merged.inserted
         self.duplicates += merged.duplicates
 
+    def add_round(self, landed: LandResult, merged: list[MergeResult]) -> None:
+        self.pulled += landed.pulled
+        self.landed += landed.landed
+        self.quarantined += landed.quarantined
+        self.batches += len(landed.batches)
+        for one in merged:
+            self.add_merge(one)
+
 
 def recover_pending(settings: Settings, lake: Lake) -> list[MergeResult]:
     """Merge batches landed (and acked) but never merged, e.g. after a crash."""
@@ -318,7 +399,13 @@ def ingest(
     stop: threading.Event | None = None,
     on_round: Callable[[IngestSummary], None] | None = None,
 ) -> IngestSummary:
-    """Drain the subscription into the lake: pull -> decode -> land -> ack -> dedup-write."""
+    """Drain the subscription into the lake: pull -> decode -> land -> ack -> dedup-write.
+
+    Rounds overlap: while one round is landed, acked and merged in a background
+    thread (mostly Parquet and Delta work in native code that releases the GIL),
+    the next round is pulled and decoded. Each round still lands before it is acked
+    and is acked before it is merged; at most two rounds are held in memory.
+    """
     started = time.perf_counter()
     lake = lake_of(settings)
     stop = stop or threading.Event()
@@ -326,19 +413,52 @@ def ingest(
     for merged in recover_pending(settings, lake):
         summary.recovered_batches += merged.batches
         summary.add_merge(merged)
-    with Subscription(settings) as subscription:
+    with (
+        Subscription(settings) as subscription,
+        ThreadPoolExecutor(1, thread_name_prefix="land-and-merge") as finisher,
+    ):
+        finishing: Future[tuple[LandResult, list[MergeResult]]] | None = None
         while not stop.is_set():
-            landed = pull_round(settings, subscription, lake)
+            pulled = pull_decoded(settings, subscription)
             summary.rounds += 1
-            summary.pulled += landed.pulled
-            summary.landed += landed.landed
-            summary.quarantined += landed.quarantined
-            summary.batches += len(landed.batches)
-            for partition, paths in landed.by_partition().items():
-                summary.add_merge(merge_partition(settings, lake, partition, paths))
+            if finishing is not None:
+                summary.add_round(*_result_or_release(finishing, subscription, pulled))
+                finishing = None
+            if pulled.ack_ids:
+                finishing = finisher.submit(_finish_round, settings, subscription, lake, pulled)
             if on_round:
                 on_round(summary)
-            if landed.pulled == 0 and once:
+            if not pulled.ack_ids and once:
                 break
+        if finishing is not None:
+            summary.add_round(*finishing.result())
+            if on_round:
+                on_round(summary)
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
+
+
+def _result_or_release(
+    finishing: Future[tuple[LandResult, list[MergeResult]]],
+    subscription: Subscription,
+    pulled: PulledRound,
+) -> tuple[LandResult, list[MergeResult]]:
+    """The previous round's outcome; if it failed, the round just pulled (never to be
+    landed) is handed back to Pub/Sub at once instead of after its ack deadline."""
+    try:
+        return finishing.result()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            subscription.nack(pulled.ack_ids)
+        raise
+
+
+def _finish_round(
+    settings: Settings, subscription: Subscription, lake: Lake, pulled: PulledRound
+) -> tuple[LandResult, list[MergeResult]]:
+    landed = land_round(settings, subscription, lake, pulled)
+    merged = [
+        merge_partition(settings, lake, partition, paths)
+        for partition, paths in landed.by_partition().items()
+    ]
+    return landed, merged

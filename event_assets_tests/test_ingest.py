@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import date
+from typing import Any
 
+import pytest
 from deltalake import DeltaTable
 
 from event_assets.ingest import ingest, lake_of
 from event_assets.pubsub.client import Subscription, publish
+from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings
 from event_assets.storage.landing import list_batches, pending_batches
 
@@ -76,6 +79,86 @@ def test_a_round_stops_at_its_byte_budget(settings: Settings, monkeypatch) -> No
         first = pull_round(small, sub, lake_of(small))
     assert 4 <= first.pulled <= 6  # stops once 20 kB are held (2 messages per pull)
     assert first.landed == first.pulled
+
+
+def test_a_round_takes_exactly_its_message_budget_with_pulls_in_flight(
+    settings: Settings, emulator: PubSubEmulator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Several Pull RPCs are in flight at once, but their requests never add up past
+    PULL_MAX_MESSAGES: nothing is leased that the round will not land and ack."""
+    from event_assets.ingest import PULLS_IN_FLIGHT, pull_round
+    from event_assets.settings import load_settings
+
+    assert PULLS_IN_FLIGHT > 1
+    publish(settings, [(b'{"i": %d}' % i, {}) for i in range(100)])
+    monkeypatch.setenv("PULL_MAX_MESSAGES", "25")
+    monkeypatch.setenv("PULL_BATCH_SIZE", "10")
+    small = load_settings()
+    with Subscription(small) as sub:
+        first = pull_round(small, sub, lake_of(small))
+        assert first.pulled == first.landed == 25
+        assert emulator.stats()["delivered"] == 25
+        second = pull_round(small, sub, lake_of(small))
+    assert second.pulled == 25
+    assert emulator.stats()["delivered"] == emulator.stats()["acked"] == 50
+
+
+def test_overlapping_rounds_count_every_message_once(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`ingest` lands/acks/merges one round while pulling the next: the summary and
+    the table still account for every message exactly once, round by round."""
+    from event_assets.settings import load_settings
+
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
+    monkeypatch.setenv("PULL_MAX_MESSAGES", "7")
+    small = load_settings()
+    seen: list[tuple[int, int]] = []
+    summary = ingest(small, once=True, on_round=lambda s: seen.append((s.rounds, s.pulled)))
+    assert summary.pulled == len(corpus.messages)
+    assert summary.inserted == corpus.unique_events
+    assert summary.duplicates == corpus.duplicates
+    assert summary.quarantined == sum(corpus.bad.values())
+    assert summary.rounds == len(corpus.messages) // 7 + 2  # full rounds, the rest, empty
+    assert [rounds for rounds, _ in seen] == sorted({rounds for rounds, _ in seen})
+    assert seen[-1][1] == len(corpus.messages)
+    assert len(set(_table(lake_of(settings).events_uri)["event_id"])) == corpus.unique_events
+    assert pending_batches(lake_of(settings)) == []
+
+
+def test_a_failed_merge_in_the_background_stops_ingest_and_is_recovered(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round merged in the background that fails fails `ingest` (not swallowed by
+    the thread); what it landed and acked is merged by the next run."""
+    import event_assets.ingest as ingest_module
+    from event_assets.settings import load_settings
+
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
+    monkeypatch.setenv("PULL_MAX_MESSAGES", "20")
+    small = load_settings()
+    real_merge = ingest_module.merge_partition
+    calls = 0
+
+    def failing_merge(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise RuntimeError("storage went away")
+        return real_merge(*args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "merge_partition", failing_merge)
+    with pytest.raises(RuntimeError, match="storage went away"):
+        ingest(small, once=True)
+    assert pending_batches(lake_of(settings))
+    monkeypatch.setattr(ingest_module, "merge_partition", real_merge)
+    again = ingest(small, once=True)
+    assert again.recovered_batches >= 1
+    assert pending_batches(lake_of(settings)) == []
+    events = _table(lake_of(settings).events_uri)
+    assert len(events["event_id"]) == len(set(events["event_id"])) == corpus.unique_events
 
 
 def test_attributes_named_like_publish_parameters_are_published(settings: Settings) -> None:
