@@ -413,40 +413,48 @@ def ingest(
     for merged in recover_pending(settings, lake):
         summary.recovered_batches += merged.batches
         summary.add_merge(merged)
+    # The summary is updated, and `on_round` called, as soon as a round is merged.
+    counting = threading.Lock()
+
+    def finish(pulled: PulledRound) -> None:
+        landed, merged = _finish_round(settings, subscription, lake, pulled)
+        with counting:
+            summary.add_round(landed, merged)
+            if on_round:
+                on_round(summary)
+
     with (
         Subscription(settings) as subscription,
         ThreadPoolExecutor(1, thread_name_prefix="land-and-merge") as finisher,
     ):
-        finishing: Future[tuple[LandResult, list[MergeResult]]] | None = None
+        finishing: Future[None] | None = None
         while not stop.is_set():
             pulled = pull_decoded(settings, subscription)
-            summary.rounds += 1
+            with counting:
+                summary.rounds += 1
             if finishing is not None:
-                summary.add_round(*_result_or_release(finishing, subscription, pulled))
+                _result_or_release(finishing, subscription, pulled)
                 finishing = None
             if pulled.ack_ids:
-                finishing = finisher.submit(_finish_round, settings, subscription, lake, pulled)
-            if on_round:
-                on_round(summary)
+                finishing = finisher.submit(finish, pulled)
+            elif on_round:
+                with counting:
+                    on_round(summary)
             if not pulled.ack_ids and once:
                 break
         if finishing is not None:
-            summary.add_round(*finishing.result())
-            if on_round:
-                on_round(summary)
+            finishing.result()
     summary.seconds = round(time.perf_counter() - started, 3)
     return summary
 
 
 def _result_or_release(
-    finishing: Future[tuple[LandResult, list[MergeResult]]],
-    subscription: Subscription,
-    pulled: PulledRound,
-) -> tuple[LandResult, list[MergeResult]]:
-    """The previous round's outcome; if it failed, the round just pulled (never to be
+    finishing: Future[None], subscription: Subscription, pulled: PulledRound
+) -> None:
+    """Wait for the previous round; if it failed, the round just pulled (never to be
     landed) is handed back to Pub/Sub at once instead of after its ack deadline."""
     try:
-        return finishing.result()
+        finishing.result()
     except BaseException:
         with contextlib.suppress(Exception):
             subscription.nack(pulled.ack_ids)
