@@ -462,17 +462,20 @@ def test_parse_rfc3339_rejects_non_ascii_digits() -> None:
     ),
     offset_minutes=st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59),
     digits=st.integers(min_value=0, max_value=9),
+    zulu=st.booleans(),
 )
 def test_rfc3339_micros_is_the_utc_instant(
-    when: datetime, offset_minutes: int, digits: int
+    when: datetime, offset_minutes: int, digits: int, zulu: bool
 ) -> None:
     """Microseconds since the epoch of the UTC instant (fraction truncated), or
-    ValueError where UTC cannot hold it (years 1-9999), as the datetime path did."""
+    ValueError where UTC cannot hold it (years 1-9999), as the datetime path did;
+    "Z" timestamps (read by a faster path) included."""
+    offset_minutes = 0 if zulu else offset_minutes
     sign = "-" if offset_minutes < 0 else "+"
     hours, minutes = divmod(abs(offset_minutes), 60)
     fraction = f".{when.microsecond:06d}{'7' * max(digits - 6, 0)}"[: digits + 1] if digits else ""
     stamp = f"{when.year:04d}-{when:%m-%dT%H:%M:%S}"  # %Y is not zero-padded below 1000
-    text = f"{stamp}{fraction}{sign}{hours:02d}:{minutes:02d}"
+    text = f"{stamp}{fraction}" + ("Z" if zulu else f"{sign}{hours:02d}:{minutes:02d}")
     local = when.replace(
         microsecond=int(fraction[1:7].ljust(6, "0")) if digits else 0,
         tzinfo=timezone(timedelta(minutes=offset_minutes)),
@@ -498,6 +501,15 @@ def test_rfc3339_micros_edges() -> None:
     for outside in ("0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-00:01"):
         with pytest.raises(ValueError, match="out of range in UTC"):
             parse_rfc3339_micros(outside)
+    with pytest.raises(ValueError, match="day is out of range"):
+        parse_rfc3339_micros("2025-02-30T00:00:00Z")
+    for lenient_in_iso_only in (
+        "2025-01-01T00:00:00+00:60",
+        "2025-01-01T00:00Z",
+        "20250101T000000Z",
+    ):
+        with pytest.raises(ValueError, match=r"offset out of range|not an RFC 3339"):
+            parse_rfc3339_micros(lenient_in_iso_only)
 
 
 def test_pulled_message_requires_aware_publish_time() -> None:
