@@ -49,7 +49,10 @@ class Settings(BaseSettings):
     )
     PULL_MAX_BYTES: PositiveInt = Field(
         default=268_435_456,
-        description="Most payload bytes one pull round holds in memory (256 MiB).",
+        description=(
+            "Most pulled bytes one pull round holds in memory (256 MiB); only the first "
+            "Pull RPCs in flight can overshoot it."
+        ),
     )
     PULL_BATCH_SIZE: Annotated[int, Field(gt=0, le=1000)] = Field(
         default=1000, description="max_messages of one Pull RPC (Pub/Sub caps it at 1000)."
@@ -67,7 +70,10 @@ class Settings(BaseSettings):
     )
     ACK_DEADLINE_SECONDS: Annotated[int, Field(ge=10, le=600)] = Field(
         default=120,
-        description="Subscription ack deadline; must exceed the pull round + landing time.",
+        description=(
+            "Subscription ack deadline; must exceed two pull rounds plus a landing "
+            "(`ingest` pulls the next round while the previous one lands)."
+        ),
     )
     PARTITIONS_START_DATE: date = Field(
         default=date(2020, 1, 1), description="First daily partition; older events quarantined."
