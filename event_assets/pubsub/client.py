@@ -154,10 +154,13 @@ class Subscription:
                 with attempt:
                     return fn(request, timeout=timeout)
         except grpc.RpcError as exc:
-            raise PubSubUnavailableError(
-                f"Pub/Sub {what} on {self.path} failed: {exc.code().name}: {exc.details()}"
-            ) from None
+            raise self._unavailable(what, exc) from None
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _unavailable(self, what: str, exc: grpc.RpcError) -> PubSubUnavailableError:
+        return PubSubUnavailableError(
+            f"Pub/Sub {what} on {self.path} failed: {exc.code().name}: {exc.details()}"
+        )
 
     def pull(self, max_messages: int, timeout: float = 5.0) -> Pulled:
         """One Pull RPC; an empty result means nothing was available within `timeout`."""
@@ -187,9 +190,7 @@ class Subscription:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return RawPull([], b"", 0)
             if not _is_retryable(exc):
-                raise PubSubUnavailableError(
-                    f"Pub/Sub pull on {self.path} failed: {exc.code().name}: {exc.details()}"
-                ) from None
+                raise self._unavailable("pull", exc) from None
             payload = self._call("pull", self._pull_bytes, request, timeout)
         received = _PullResponse.FromString(payload).received_messages
         # The response's size stands for the bytes held (data, attributes, ids).
@@ -216,9 +217,7 @@ class Subscription:
             future.result()
         except grpc.RpcError as exc:
             if not _is_retryable(exc):
-                raise PubSubUnavailableError(
-                    f"Pub/Sub {what} on {self.path} failed: {exc.code().name}: {exc.details()}"
-                ) from None
+                raise self._unavailable(what, exc) from None
             self._call(what, fn, request, timeout)
 
     def nack(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
