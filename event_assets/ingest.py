@@ -96,7 +96,7 @@ class PulledRound:
     ack_ids: list[str]
     events: pa.Table | None
     quarantine: pa.Table | None
-    started: float = field(default_factory=time.perf_counter)
+    started: float  # time.perf_counter() when its pulling began
 
 
 def pull_round(

@@ -189,43 +189,53 @@ class Subscription:
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return RawPull([], b"", 0)
-            if not _is_retryable(exc):
-                raise self._unavailable("pull", exc) from None
-            payload = self._call("pull", self._pull_bytes, request, timeout)
+            payload = self._retry("pull", self._pull_bytes, request, exc, timeout)
         received = _PullResponse.FromString(payload).received_messages
         # The response's size stands for the bytes held (data, attributes, ids).
         return RawPull([r.ack_id for r in received], payload, len(payload))
 
-    def acknowledge(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
-        """Ack in requests of 1000 ids (Pub/Sub's limit), several in flight at once:
-        one at a time, 200k acks waited ~0.5 s on round trips."""
-        requests = [
-            _AckRequest(subscription=self.path, ack_ids=ack_ids[start : start + _ACK_CHUNK])
-            for start in range(0, len(ack_ids), _ACK_CHUNK)
-        ]
-        in_flight: deque[tuple[Any, Any]] = deque()
-        for request in requests:
-            in_flight.append((request, self._ack.future(request, timeout=timeout)))
-            if len(in_flight) >= _ACKS_IN_FLIGHT:
-                self._settle("acknowledge", self._ack, *in_flight.popleft(), timeout)
-        while in_flight:
-            self._settle("acknowledge", self._ack, *in_flight.popleft(), timeout)
+    def _retry(self, what: str, fn: Any, request: Any, exc: grpc.RpcError, timeout: float) -> Any:
+        """After an RPC issued with `.future()` failed: retry it if that may help."""
+        if not _is_retryable(exc):
+            raise self._unavailable(what, exc) from None
+        return self._call(what, fn, request, timeout)
 
-    def _settle(self, what: str, fn: Any, request: Any, future: Any, timeout: float) -> None:
-        """Wait for an RPC issued with `.future()`; a retryable failure is retried."""
-        try:
-            future.result()
-        except grpc.RpcError as exc:
-            if not _is_retryable(exc):
-                raise self._unavailable(what, exc) from None
-            self._call(what, fn, request, timeout)
+    def acknowledge(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
+        self._in_chunks(
+            "acknowledge",
+            self._ack,
+            [_AckRequest(subscription=self.path, ack_ids=chunk) for chunk in _chunks(ack_ids)],
+            timeout,
+        )
 
     def nack(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
         """Make messages available again now (ack deadline 0) instead of after expiry."""
-        for start in range(0, len(ack_ids), _ACK_CHUNK):
-            chunk = ack_ids[start : start + _ACK_CHUNK]
-            request = _ModAckRequest(subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0)
-            self._call("modify_ack_deadline", self._modack, request, timeout)
+        requests = [
+            _ModAckRequest(subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0)
+            for chunk in _chunks(ack_ids)
+        ]
+        self._in_chunks("modify_ack_deadline", self._modack, requests, timeout)
+
+    def _in_chunks(self, what: str, fn: Any, requests: list[Any], timeout: float) -> None:
+        """Send requests of 1000 ack ids (Pub/Sub's limit), several in flight at once:
+        one at a time, acking 200k messages waited ~0.5 s on round trips."""
+        in_flight: deque[tuple[Any, Any]] = deque()
+        for request in requests:
+            in_flight.append((request, fn.future(request, timeout=timeout)))
+            if len(in_flight) >= _ACKS_IN_FLIGHT:
+                self._settle(what, fn, *in_flight.popleft(), timeout)
+        while in_flight:
+            self._settle(what, fn, *in_flight.popleft(), timeout)
+
+    def _settle(self, what: str, fn: Any, request: Any, future: Any, timeout: float) -> None:
+        try:
+            future.result()
+        except grpc.RpcError as exc:
+            self._retry(what, fn, request, exc, timeout)
+
+
+def _chunks(ack_ids: Sequence[str]) -> list[Sequence[str]]:
+    return [ack_ids[start : start + _ACK_CHUNK] for start in range(0, len(ack_ids), _ACK_CHUNK)]
 
 
 class PendingPull:
