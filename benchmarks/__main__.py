@@ -102,12 +102,14 @@ def _emulator_lab(name: str, **overrides: Any) -> Iterator[Settings]:
         emulator.stdout.readline()  # "listening on ..." once ready
         with tempfile.TemporaryDirectory() as tmp:
             settings = load_settings(
-                LAKE_URI=f"{tmp}/lake",
-                PUBSUB_EMULATOR_HOST=f"127.0.0.1:{port}",
-                PUBSUB_TOPIC=name,
-                PUBSUB_SUBSCRIPTION=f"{name}-sub",
-                PULL_TIMEOUT_SECONDS=120,
-                **overrides,
+                **{
+                    "LAKE_URI": f"{tmp}/lake",
+                    "PUBSUB_EMULATOR_HOST": f"127.0.0.1:{port}",
+                    "PUBSUB_TOPIC": name,
+                    "PUBSUB_SUBSCRIPTION": f"{name}-sub",
+                    "PULL_TIMEOUT_SECONDS": 120,
+                    **overrides,
+                }
             )
             ensure_topic_and_subscription(settings)
             yield settings

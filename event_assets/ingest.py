@@ -16,7 +16,7 @@ from collections import defaultdict, deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
 import logfire
@@ -27,7 +27,8 @@ from event_assets.faults import checkpoint
 from event_assets.observability import record_merge, record_pull
 from event_assets.pubsub.client import PendingPull, RawPull, Subscription
 from event_assets.settings import Settings
-from event_assets.storage.delta import WriteResult, dedup_write
+from event_assets.storage.checks import CheckOutcome, MergeAudit
+from event_assets.storage.delta import DeltaTarget, WriteResult, dedup_write
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import (
     LandedBatch,
@@ -35,9 +36,11 @@ from event_assets.storage.landing import (
     mark_merged,
     parse_batch_path,
     pending_batches,
+    pending_by_day,
     read_batches,
 )
 from event_assets.storage.landing import land_batch as _land_batch
+from event_assets.storage.maintenance import existing_table
 from event_assets.storage.tables import events_target, quarantine_target
 
 MERGE_CHUNK_BATCHES = 20
@@ -57,6 +60,7 @@ class LandResult:
     quarantined: int = 0
     batches: list[LandedBatch] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
+    drained: bool = False  # a Pull came back empty: the subscription had nothing more
 
     def by_partition(self) -> dict[date, list[str]]:
         grouped: dict[date, list[str]] = defaultdict(list)
@@ -67,20 +71,22 @@ class LandResult:
 
 @dataclass(frozen=True)
 class MergeResult:
-    """One partition's dedup-write of landing batches."""
+    """One partition's dedup-write of landing batches (a merge of nothing is zeros)."""
 
     partition: date
     batches: int
-    rows_read: int
-    inserted: int
-    duplicates: int
     version: int
-    files_added: int
-    bytes_added: int
     seconds: float
-    attempts: int
-    repaired: int
     table_uri: str
+    rows_read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    files_added: int = 0
+    bytes_added: int = 0
+    attempts: int = 0
+    repaired: int = 0
+    duplicates_in_window: int = 0
+    checks: dict[str, CheckOutcome] = field(default_factory=dict)
 
 
 def partition_range(settings: Settings, now: datetime | None = None) -> tuple[date, date]:
@@ -97,6 +103,7 @@ class PulledRound:
     events: pa.Table | None
     quarantine: pa.Table | None
     started: float  # time.perf_counter() when its pulling began
+    drained: bool = False  # a Pull came back empty
 
 
 def pull_round(
@@ -121,18 +128,19 @@ def pull_decoded(
     options = DecodeOptions(settings.MAX_MESSAGE_BYTES, earliest, latest)
     decoder = Decoder(options, settings.DECODE_WORKERS)
     ack_ids: list[str] = []
+    state = _PullState()
     # A background thread waits on the next Pull RPCs (GIL released) while this one
     # hands the previous response to the decoder (worker processes, or this thread
     # with DECODE_WORKERS=0): pulling and decoding overlap.
-    for pulled in _prefetched(_pulls(settings, subscription)):
+    for pulled in _prefetched(_pulls(settings, subscription, state)):
         ack_ids.extend(pulled.ack_ids)
         decoder.submit(pulled.payload)
     decoded = decoder.results()
     if not ack_ids:
-        return PulledRound([], None, None, started)
+        return PulledRound([], None, None, started, drained=True)
     events = pa.concat_tables([part[0] for part in decoded])
     quarantine = pa.concat_tables([part[1] for part in decoded])
-    return PulledRound(ack_ids, events, quarantine, started)
+    return PulledRound(ack_ids, events, quarantine, started, drained=state.empty_pull)
 
 
 def land_round(
@@ -165,7 +173,7 @@ def _land_round(
     *,
     now: datetime | None,
 ) -> LandResult:
-    result = LandResult(pulled=len(pulled.ack_ids))
+    result = LandResult(pulled=len(pulled.ack_ids), drained=pulled.drained)
     events, quarantine = pulled.events, pulled.quarantine
     if events is None or quarantine is None:
         return result
@@ -185,7 +193,12 @@ def _land_round(
     return result
 
 
-def _pulls(settings: Settings, subscription: Subscription) -> Iterator[RawPull]:
+@dataclass
+class _PullState:
+    empty_pull: bool = False  # the round ended on an empty Pull, not on a budget
+
+
+def _pulls(settings: Settings, subscription: Subscription, state: _PullState) -> Iterator[RawPull]:
     """Pull responses until the round's count, byte or time budget is spent or a
     pull comes back empty.
 
@@ -220,7 +233,7 @@ def _pulls(settings: Settings, subscription: Subscription) -> Iterator[RawPull]:
             pulled = pending.result()
             asked -= want - len(pulled)
             if not len(pulled):
-                drained = True  # nothing more for now; collect what is in flight
+                drained = state.empty_pull = True  # nothing more; collect what is in flight
                 continue
             held += pulled.payload_bytes
             largest = max(largest, pulled.payload_bytes)
@@ -273,6 +286,68 @@ def _prefetched(source: Iterator[RawPull], depth: int = 2) -> Iterator[RawPull]:
         worker.join()
 
 
+@dataclass
+class DrainResult:
+    """What one sensor tick pulled: rounds back to back until empty or out of time."""
+
+    pulled: int = 0
+    landed: int = 0
+    quarantined: int = 0
+    rounds: int = 0
+    seconds: float = 0.0
+    stopped_on_budget: bool = False  # stopped with messages possibly left (a backlog)
+    batches: list[LandedBatch] = field(default_factory=list)
+    quarantine_reasons: dict[str, int] = field(default_factory=dict)
+
+    def add(self, landed: LandResult) -> None:
+        self.rounds += 1
+        self.pulled += landed.pulled
+        self.landed += landed.landed
+        self.quarantined += landed.quarantined
+        self.batches.extend(landed.batches)
+        for code, n in landed.quarantine_reasons.items():
+            self.quarantine_reasons[code] = self.quarantine_reasons.get(code, 0) + n
+
+    def summary(self) -> dict[str, int | float | bool]:
+        return {
+            "pulled": self.pulled,
+            "landed": self.landed,
+            "quarantined": self.quarantined,
+            "rounds": self.rounds,
+            "seconds": self.seconds,
+            "backlog_left": self.stopped_on_budget,
+        }
+
+
+def drain(
+    settings: Settings, subscription: Subscription, lake: Lake, *, budget_seconds: float
+) -> DrainResult:
+    """Pull rounds back to back until a Pull comes back empty or the next round might
+    not finish within `budget_seconds`.
+
+    Each round is landed, quarantined and acked before the next is pulled, so memory
+    holds one round and a crash loses nothing acked. A round is assumed to take as
+    long as the longest so far; the budget keeps a tick inside Dagster's sensor
+    timeout, and a tick that stops on it says so (the next tick carries on).
+    """
+    started = time.monotonic()
+    result = DrainResult()
+    longest = 0.0
+    while True:
+        began = time.monotonic()
+        landed = pull_round(settings, subscription, lake)
+        result.add(landed)
+        now = time.monotonic()
+        longest = max(longest, now - began)
+        if landed.drained or not landed.pulled:
+            break
+        if now - started + longest > budget_seconds:
+            result.stopped_on_budget = True
+            break
+    result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
 def write_quarantine(
     lake: Lake, records: pa.Table, *, settings: Settings, now: datetime | None = None
 ) -> WriteResult:
@@ -284,13 +359,23 @@ def write_quarantine(
 
 
 def merge_partition(
-    settings: Settings, lake: Lake, partition: date, paths: Iterable[str] | None = None
+    settings: Settings,
+    lake: Lake,
+    partition: date,
+    paths: Iterable[str] | None = None,
+    *,
+    pending: bool = False,
 ) -> MergeResult:
     """Dedup-write landing batches of one day into `events`, then mark them merged.
 
-    `paths=None` re-merges every landing batch of the day (a backfill); merging is
-    idempotent, so any batch may be merged any number of times.
+    `pending=True` merges every batch of the day still pending when the merge starts
+    (a routine run: one run takes whatever landed before it, so runs coalesce);
+    otherwise `paths`, or with `paths=None` every landing batch of the day (a
+    backfill). Merging is idempotent, so any batch may be merged any number of times.
+    Keys already in the `DEDUP_WINDOW_DAYS` days before count as present too.
     """
+    if pending:
+        paths = pending_batches(lake, partition)
     with logfire.span("merge_partition {partition}", partition=partition.isoformat()) as span:
         merged = _merge_partition(settings, lake, partition, paths)
         span.set_attributes(
@@ -315,13 +400,22 @@ def _merge_partition(
         for path in batch_paths:
             parse_batch_path(path, partition=partition)
     target = events_target(lake)
+    window = [
+        (partition - timedelta(days=n)).isoformat()
+        for n in range(1, settings.DEDUP_WINDOW_DAYS + 1)
+    ]
+    audit = MergeAudit(partition.isoformat(), window_days=settings.DEDUP_WINDOW_DAYS)
     totals: defaultdict[str, int] = defaultdict(int)
     version = -1
     for chunk in _chunks(batch_paths):
         rows = read_batches(lake, chunk)
         checkpoint("before_commit")
         written = dedup_write(
-            target, rows, partition=partition.isoformat(), max_attempts=settings.WRITE_MAX_ATTEMPTS
+            target,
+            rows,
+            partition=partition.isoformat(),
+            also_in=window,
+            max_attempts=settings.WRITE_MAX_ATTEMPTS,
         )
         totals["rows_read"] += rows.num_rows
         for name in (
@@ -331,19 +425,43 @@ def _merge_partition(
             "bytes_added",
             "attempts",
             "repaired",
+            "duplicates_in_window",
         ):
             totals[name] += getattr(written, name)
         version = written.version
         checkpoint("after_commit")
         mark_merged(lake, chunk)
+        facts = audit.inspect(target, rows)
+        if facts.duplicated:
+            # Another writer of the day appended the same ids and has not repaired yet
+            # (Dagster runs one merge per day; this is the net under it): the
+            # dedup-write repairs what it finds, then look again.
+            dedup_write(
+                target,
+                rows,
+                partition=partition.isoformat(),
+                also_in=window,
+                max_attempts=settings.WRITE_MAX_ATTEMPTS,
+            )
+            facts = audit.inspect(target, rows)
+        audit.record(facts)
+    if version < 0:
+        version = _table_version(target)
     return MergeResult(
         partition=partition,
         batches=len(batch_paths),
         version=version,
         seconds=round(time.perf_counter() - started, 3),
         table_uri=target.uri,
+        checks=audit.outcomes(),
         **totals,
     )
+
+
+def _table_version(target: DeltaTarget) -> int:
+    """The table's version (-1 without a table): what a merge of nothing leaves."""
+    table = existing_table(target)
+    return -1 if table is None else table.version()
 
 
 def _chunks(paths: list[str]) -> Iterable[list[str]]:
@@ -385,11 +503,9 @@ class IngestSummary:
 
 def recover_pending(settings: Settings, lake: Lake) -> list[MergeResult]:
     """Merge batches landed (and acked) but never merged, e.g. after a crash."""
-    grouped: dict[date, list[str]] = defaultdict(list)
-    for path in pending_batches(lake):
-        partition, _ = parse_batch_path(path)
-        grouped[partition].append(path)
-    return [merge_partition(settings, lake, day, paths) for day, paths in sorted(grouped.items())]
+    return [
+        merge_partition(settings, lake, day, paths) for day, paths in pending_by_day(lake).items()
+    ]
 
 
 def ingest(

@@ -78,12 +78,38 @@ class Settings(BaseSettings):
     PARTITIONS_START_DATE: date = Field(
         default=date(2020, 1, 1), description="First daily partition; older events quarantined."
     )
+    DEDUP_WINDOW_DAYS: Annotated[int, Field(ge=0, le=7)] = Field(
+        default=1,
+        description=(
+            "An event whose id is already in one of this many days before its own is a "
+            "duplicate, not a new row (a plain-JSON event re-published after midnight is "
+            "dated by its publish time); each day costs one more id scan per merge."
+        ),
+    )
+    SENSOR_TICK_BUDGET_SECONDS: Annotated[float, Field(gt=0)] = Field(
+        default=40.0,
+        description=(
+            "A sensor tick pulls rounds back to back until the subscription is empty or "
+            "this much time is spent; must stay well under Dagster's sensor timeout "
+            "(DAGSTER_SENSOR_GRPC_TIMEOUT_SECONDS, 60 s): raise both together."
+        ),
+    )
+    RUN_RETRY_BASE_SECONDS: PositiveInt = Field(
+        default=30,
+        description=(
+            "After a day's merge run fails, the sensor requests the next one this long "
+            "after the failure, doubling per consecutive failure (capped at 1 h)."
+        ),
+    )
+    PENDING_STUCK_MINUTES: PositiveInt = Field(
+        default=30,
+        description=(
+            "A landed batch still unmerged after this long fails the day's "
+            "landing_reconciliation audit (younger ones are reported as in flight)."
+        ),
+    )
     WRITE_MAX_ATTEMPTS: PositiveInt = Field(
         default=12, description="Attempts of a Delta commit that conflicts with another writer."
-    )
-    RECOVER_AFTER_SECONDS: PositiveInt = Field(
-        default=600,
-        description="A landed batch still unmerged after this long is merged by a recovery run.",
     )
     COMPACTION_LOOKBACK_HOURS: PositiveInt = Field(
         default=2, description="Scheduled compaction covers partitions written this recently."

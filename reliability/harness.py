@@ -60,7 +60,6 @@ LAB_SETTINGS: dict[str, str] = {
     "PULL_TIMEOUT_SECONDS": "3",
     "PULL_MAX_MESSAGES": "400",
     "ACK_DEADLINE_SECONDS": "60",
-    "RECOVER_AFTER_SECONDS": "1",
     "WRITE_MAX_ATTEMPTS": "30",
 }
 """Small pull rounds (many batches, many commits) and fast recovery of pending batches."""

@@ -1,20 +1,18 @@
-"""Asset checks on `events`, per partition: wiring over `event_assets.storage.checks`."""
+"""Scheduled asset checks on `events` (whole days and the whole table): wiring over
+`event_assets.storage.checks`. The per-merge checks are reported by the `events`
+asset itself (its check_specs), from what each merge read and wrote."""
 
-import warnings
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
 
 from event_assets.storage import checks
+from event_assets.storage.landing import pending_by_day
+from event_assets.storage.maintenance import recently_touched_partitions
 from event_assets.storage.tables import events_target, quarantine_target
 
 from .ingestion import events
-from .partitions import daily_partitions
 from .resources import EventAssetsResource
-
-# Partitioned asset checks are "preview" in Dagster 1.13; they are exactly what a
-# per-day dedup guarantee needs, and the warning would print on every code load.
-warnings.filterwarnings("ignore", category=dg.PreviewWarning, module=r"dagster\..*")
 
 
 def check_result(
@@ -30,68 +28,58 @@ def check_result(
     )
 
 
-@dg.asset_check(
-    asset=events,
-    name="event_id_unique",
-    blocking=True,
-    partitions_def=daily_partitions,
-    description="No event_id occurs twice in the partition (the dedup guarantee).",
-)
-def event_id_unique(
-    context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
-) -> dg.AssetCheckResult:
-    target = events_target(event_assets.lake())
-    return check_result(checks.unique_event_ids(target, context.partition_key))
+AUDIT_LOOKBACK = timedelta(hours=2)
 
 
 @dg.asset_check(
     asset=events,
-    name="required_columns_non_null",
-    partitions_def=daily_partitions,
-    description="Identity, time, message and data columns are never null.",
-)
-def required_columns_non_null(
-    context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
-) -> dg.AssetCheckResult:
-    target = events_target(event_assets.lake())
-    return check_result(checks.required_columns_non_null(target, context.partition_key))
-
-
-@dg.asset_check(
-    asset=events,
-    name="landing_reconciliation",
-    partitions_def=daily_partitions,
+    name="recent_days_audit",
     description=(
-        "Every event landed for the day is in the table, and the table holds nothing that "
-        "did not come through landing (landing unique ids = table rows)."
+        "Whole-day audit of today, yesterday, every day written in the last 2 hours and "
+        "every day with pending batches: "
+        "no event_id twice in a day, no nulls in required columns, every id of a merged "
+        "landing batch in the table (pending ones count as in flight until "
+        "PENDING_STUCK_MINUTES), no table id that was never landed. The per-merge checks "
+        "verify what each run merged; this re-reads the days, on the health schedule."
     ),
 )
-def landing_reconciliation(
-    context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
-) -> dg.AssetCheckResult:
+def recent_days_audit(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
+    settings = event_assets.settings()
     lake = event_assets.lake()
-    return check_result(
-        checks.landing_reconciliation(events_target(lake), lake, context.partition_key)
+    target = events_target(lake)
+    now = datetime.now(UTC)
+    days = sorted(
+        {now.date().isoformat(), (now.date() - timedelta(days=1)).isoformat()}
+        | set(recently_touched_partitions(target, now - AUDIT_LOOKBACK))
+        | {d.isoformat() for d in pending_by_day(lake)}
     )
-
-
-@dg.asset_check(
-    asset=events,
-    name="cross_partition_duplicates",
-    partitions_def=daily_partitions,
-    description=(
-        "Warns when an event_id of this day also occurs the day before or after: the same "
-        "plain-JSON event re-published across midnight (dated by publish time)."
-    ),
-)
-def cross_partition_duplicates(
-    context: dg.AssetCheckExecutionContext, event_assets: EventAssetsResource
-) -> dg.AssetCheckResult:
-    target = events_target(event_assets.lake())
-    return check_result(
-        checks.cross_partition_duplicates(target, context.partition_key),
-        dg.AssetCheckSeverity.WARN,
+    failed: list[str] = []
+    metadata: dict[str, int | str] = {"days": len(days)}
+    for day in days:
+        outcomes = {
+            "unique": checks.unique_event_ids(target, day),
+            "non_null": checks.required_columns_non_null(target, day),
+            "landing": checks.landing_reconciliation(
+                target,
+                lake,
+                day,
+                now=now,
+                stuck_after=timedelta(minutes=settings.PENDING_STUCK_MINUTES),
+                window_days=settings.DEDUP_WINDOW_DAYS,
+            ),
+        }
+        failed.extend(f"{day} {o.description}" for o in outcomes.values() if not o.passed)
+        metadata[f"{day}/rows"] = int(outcomes["unique"].metadata.get("rows", 0))
+        metadata[f"{day}/in_flight"] = int(outcomes["landing"].metadata.get("in_flight", 0))
+    in_flight = sum(int(v) for k, v in metadata.items() if k.endswith("/in_flight"))
+    outcome = checks.CheckOutcome(
+        passed=not failed,
+        description="; ".join(failed)
+        if failed
+        else f"{len(days)} days audited, all consistent; {in_flight} ids in flight",
+        metadata={**metadata, "failed": len(failed)},
     )
+    return check_result(outcome)
 
 
 @dg.asset_check(
@@ -125,10 +113,4 @@ def accounting(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
     return check_result(checks.accounting(lake, events_target(lake), quarantine_target(lake)))
 
 
-partition_checks = [
-    event_id_unique,
-    required_columns_non_null,
-    landing_reconciliation,
-    cross_partition_duplicates,
-]
-all_checks = [*partition_checks, events_freshness, accounting]
+all_checks = [recent_days_audit, events_freshness, accounting]

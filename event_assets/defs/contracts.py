@@ -5,8 +5,6 @@ The contracts themselves (models, event types, validation, tables) are in
 kept up to date by declarative automation, plus two checks per partition.
 """
 
-import warnings
-
 import dagster as dg
 
 from event_assets.contracts import (
@@ -21,8 +19,6 @@ from .checks import check_result
 from .ingestion import OWNER, events
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
-
-warnings.filterwarnings("ignore", category=dg.PreviewWarning, module=r"dagster\..*")
 
 GROUP = "contracts"
 

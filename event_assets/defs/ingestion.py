@@ -1,29 +1,78 @@
-"""The `events` asset and the sensor that feeds it: wiring over `event_assets.ingest`."""
+"""The `events` asset and the sensor that feeds it: wiring over `event_assets.ingest`.
+
+The sensor drains the subscription into the landing zone (never the table) and
+asks for at most one queued merge run per day; a run merges whatever of its day
+is pending when it starts, in one process, and reports the checks of what it
+merged from what the merge itself read and wrote.
+"""
 
 import json
-from collections import defaultdict
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 from pydantic import Field
 
-from event_assets.ingest import LandResult, merge_partition, pull_round
+from event_assets.ingest import drain, merge_partition, partition_range
 from event_assets.pubsub.client import PubSubUnavailableError, Subscription
-from event_assets.settings import SettingsError
-from event_assets.storage.lake import Lake
-from event_assets.storage.landing import parse_batch_path, pending_batches
+from event_assets.settings import Settings, SettingsError
+from event_assets.storage.landing import batch_time, pending_by_day
 
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
 
 OWNER = "team:data-platform"
-BATCH_TAG = "event_assets/batch_id"
+INGEST_JOB = "events_ingest_job"
+PENDING_TAG = "event_assets/pending_batches"
+# Runs of a day that will still list its pending batches, and runs that are merging.
+_WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+_RUNNING = (
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+)
+_ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
+MAX_RETRY_DELAY = timedelta(hours=1)
 
 
 class EventsConfig(dg.Config):
-    """Landing batches to merge; empty means every landing batch of the day (a backfill)."""
+    """What to merge: the day's pending batches (the sensor's runs), the named batches,
+    or, with neither, every landing batch of the day (a backfill from the UI)."""
 
+    pending: bool = False
     batch_paths: list[str] = Field(default_factory=list)
+
+
+CHECK_SPECS = [
+    dg.AssetCheckSpec(
+        "event_id_unique",
+        asset="events",
+        blocking=True,
+        partitions_def=daily_partitions,
+        description="Every event_id the run merged occurs exactly once in its day (the dedup "
+        "guarantee), verified after the commit.",
+    ),
+    dg.AssetCheckSpec(
+        "required_columns_non_null",
+        asset="events",
+        partitions_def=daily_partitions,
+        description="Identity, time, message and data columns of the merged rows are never null.",
+    ),
+    dg.AssetCheckSpec(
+        "landing_reconciliation",
+        asset="events",
+        partitions_def=daily_partitions,
+        description="Every event of the landing batches the run merged is in the table (or, "
+        "within DEDUP_WINDOW_DAYS, already in a day before): nothing acked was lost.",
+    ),
+    dg.AssetCheckSpec(
+        "cross_partition_duplicates",
+        asset="events",
+        partitions_def=daily_partitions,
+        description="Warns when an event_id the run merged also occurs the day before or "
+        "after: the same plain-JSON event re-published across midnight, outside the window.",
+    ),
+]
+_WARN_CHECKS = {"cross_partition_duplicates"}
 
 
 @dg.asset(
@@ -33,10 +82,12 @@ class EventsConfig(dg.Config):
     kinds={"deltalake", "polars", "gcp"},
     owners=[OWNER],
     retry_policy=dg.RetryPolicy(max_retries=3, delay=5, backoff=dg.Backoff.EXPONENTIAL),
+    check_specs=CHECK_SPECS,
     description=(
         "CloudEvents from Pub/Sub, one row per unique event_id per day (Delta, partitioned by "
-        "event_date). A run dedup-writes the landing batches named in its config; a run "
-        "without them (a backfill) re-merges every landing batch of its day. Idempotent."
+        "event_date). The sensor's runs dedup-write every landing batch of their day pending "
+        "when they start; a run from the UI (a backfill) re-merges every landing batch of its "
+        "day. Idempotent."
     ),
 )
 def events(
@@ -44,12 +95,31 @@ def events(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = event_assets.settings()
     partition = date.fromisoformat(context.partition_key)
-    merged = merge_partition(settings, event_assets.lake(), partition, config.batch_paths or None)
+    merged = merge_partition(
+        settings,
+        event_assets.lake(),
+        partition,
+        config.batch_paths or None,
+        pending=config.pending and not config.batch_paths,
+    )
     context.log.info(
         f"{partition}: {merged.inserted} inserted, {merged.duplicates} duplicates skipped "
         f"from {merged.batches} landing batches in {merged.seconds}s"
     )
+    check_results = [
+        dg.AssetCheckResult(
+            check_name=name,
+            passed=outcome.passed,
+            severity=(
+                dg.AssetCheckSeverity.WARN if name in _WARN_CHECKS else dg.AssetCheckSeverity.ERROR
+            ),
+            description=outcome.description,
+            metadata=dict(outcome.metadata),
+        )
+        for name, outcome in merged.checks.items()
+    ]
     return dg.MaterializeResult(
+        check_results=check_results,
         metadata={
             "rows_inserted": merged.inserted,
             "duplicates_skipped": merged.duplicates,
@@ -61,8 +131,9 @@ def events(
             "landing_batches": merged.batches,
             "commit_attempts": merged.attempts,
             "duplicates_repaired": merged.repaired,
+            "duplicates_in_window": merged.duplicates_in_window,
             "table_uri": dg.MetadataValue.path(merged.table_uri),
-        }
+        },
     )
 
 
@@ -70,49 +141,84 @@ def events(
 TABLE_CHECKS = (
     dg.AssetCheckKey(events.key, "events_freshness"),
     dg.AssetCheckKey(events.key, "accounting"),
+    dg.AssetCheckKey(events.key, "recent_days_audit"),
 )
 
 events_ingest_job = dg.define_asset_job(
-    "events_ingest_job",
-    # The per-partition checks run after every merge.
+    INGEST_JOB,
+    # The per-merge checks are reported by the merge itself (check_specs).
     selection=dg.AssetSelection.assets(events) - dg.AssetSelection.checks(*TABLE_CHECKS),
-    description="Merge landing batches of one day into `events`, then check that day.",
+    # One process per run: each step of a multiprocess run would start its own Python
+    # and import the code location (seconds each), for a merge of a second or less.
+    executor_def=dg.in_process_executor,
+    description="Merge one day's pending landing batches into `events` and check them.",
 )
 
 
-def run_requests(landed: LandResult) -> list[dg.RunRequest]:
-    """One run per touched partition, keyed by the landing batch so a retry never doubles."""
-    requests = []
-    for partition, paths in landed.by_partition().items():
-        batch_ids = sorted({parse_batch_path(p)[1] for p in paths})
-        requests.append(
-            dg.RunRequest(
-                partition_key=partition.isoformat(),
-                run_key=f"{partition.isoformat()}:{'+'.join(batch_ids)}",
-                run_config={"ops": {"events": {"config": {"batch_paths": paths}}}},
-                tags={BATCH_TAG: ",".join(batch_ids)},
-            )
+def merge_request(
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    day: date,
+    pending: list[str],
+    now: datetime,
+) -> dg.RunRequest | None:
+    """A run for a day with pending batches, unless one is coming anyway.
+
+    None while a run of the day waits in the queue (it will list every pending
+    batch when it starts), while a running one started after the newest pending
+    batch landed (it lists them), or while the back-off after a failed run lasts. The
+    run key counts the day's runs, so it never repeats: Dagster skips a key that
+    already has a run forever, even a failed one, and a failed run must be re-tried.
+    """
+    key = day.isoformat()
+    runs = dg.RunsFilter(job_name=INGEST_JOB, tags={"dagster/partition": key})
+    records = instance.get_run_records(runs, limit=50)
+    statuses = [r.dagster_run.status for r in records]  # newest first
+    if any(s in _WAITING for s in statuses):
+        return None
+    newest = batch_time(pending[-1])
+    running = [r for r in records if r.dagster_run.status in _RUNNING]
+    if running and all(r.start_time is None or r.start_time > newest.timestamp() for r in running):
+        return None
+    failures = 0
+    for status in statuses:
+        if status not in _ENDED_BADLY:
+            break
+        failures += 1
+    if failures and records[0].end_time is not None:
+        delay = min(
+            timedelta(seconds=settings.RUN_RETRY_BASE_SECONDS * 2 ** (failures - 1)),
+            MAX_RETRY_DELAY,
         )
-    return requests
+        if now < datetime.fromtimestamp(records[0].end_time, UTC) + delay:
+            return None
+    return dg.RunRequest(
+        partition_key=key,
+        run_key=f"{key}:{instance.get_runs_count(runs)}",
+        run_config={"ops": {"events": {"config": {"pending": True}}}},
+        tags={PENDING_TAG: str(len(pending))},
+    )
 
 
-def recovery_requests(lake: Lake, *, older_than: timedelta, now: datetime) -> list[dg.RunRequest]:
-    """Runs for batches landed (and acked) long ago but never merged, e.g. after a crash."""
-    cutoff = (now - older_than).strftime("%Y%m%dT%H%M%S")
-    grouped: dict[date, list[str]] = defaultdict(list)
-    for path in pending_batches(lake):
-        partition, batch_id = parse_batch_path(path)
-        if batch_id < cutoff:
-            grouped[partition].append(path)
-    return [
-        dg.RunRequest(
-            partition_key=partition.isoformat(),
-            run_key=f"recover:{partition.isoformat()}:{'+'.join(sorted(paths))}",
-            run_config={"ops": {"events": {"config": {"batch_paths": sorted(paths)}}}},
-            tags={"event_assets/recovery": "true"},
-        )
-        for partition, paths in sorted(grouped.items())
-    ]
+def merge_requests(
+    instance: dg.DagsterInstance,
+    settings: Settings,
+    now: datetime,
+    lake_pending: dict[date, list[str]],
+) -> tuple[list[dg.RunRequest], list[date]]:
+    """Requests for the days with pending batches; and days that must wait for their
+    partition to exist (dated up to the clock-skew allowance ahead of today)."""
+    earliest, latest = partition_range(settings, now)
+    requests: list[dg.RunRequest] = []
+    waiting: list[date] = []
+    for day, paths in lake_pending.items():
+        if not earliest <= day <= latest:
+            waiting.append(day)
+            continue
+        request = merge_request(instance, settings, day, paths, now)
+        if request is not None:
+            requests.append(request)
+    return requests, waiting
 
 
 @dg.sensor(
@@ -121,35 +227,41 @@ def recovery_requests(lake: Lake, *, older_than: timedelta, now: datetime) -> li
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
-        "Pulls a bounded round from the Pub/Sub subscription, lands good events and "
-        "quarantines bad ones, acks only after that, and requests one `events` run per day."
+        "Drains the Pub/Sub subscription (rounds back to back, within "
+        "SENSOR_TICK_BUDGET_SECONDS), lands good events and quarantines bad ones, acks only "
+        "after that, and requests a merge run for each day with pending batches unless one "
+        "is already queued."
     ),
 )
 def pubsub_events_sensor(
     context: dg.SensorEvaluationContext, event_assets: EventAssetsResource
 ) -> dg.SensorResult:
-    now = datetime.now(UTC)
     totals: dict[str, int] = json.loads(context.cursor) if context.cursor else {}
+    totals.pop("last_tick", None)
     try:
         settings = event_assets.settings()
         lake = event_assets.lake()
         with Subscription(settings) as subscription:
-            landed = pull_round(settings, subscription, lake)
+            drained = drain(
+                settings, subscription, lake, budget_seconds=settings.SENSOR_TICK_BUDGET_SECONDS
+            )
     except (PubSubUnavailableError, SettingsError) as exc:
         return dg.SensorResult(skip_reason=dg.SkipReason(str(exc)), cursor=context.cursor)
-    requests = run_requests(landed) + recovery_requests(
-        lake, older_than=timedelta(seconds=settings.RECOVER_AFTER_SECONDS), now=now
-    )
-    tick = {"pulled": landed.pulled, "landed": landed.landed, "quarantined": landed.quarantined}
-    for name, value in tick.items():
-        totals[name] = totals.get(name, 0) + value
+    now = datetime.now(UTC)
+    requests, waiting = merge_requests(context.instance, settings, now, pending_by_day(lake))
+    tick = drained.summary()
+    for name in ("pulled", "landed", "quarantined", "rounds"):
+        totals[name] = totals.get(name, 0) + int(tick[name])
     totals["ticks"] = totals.get("ticks", 0) + 1
-    context.log.info(f"tick {json.dumps(tick)}; since start {json.dumps(totals)}")
-    if landed.quarantine_reasons:
-        context.log.warning(f"quarantined by reason: {json.dumps(landed.quarantine_reasons)}")
-    cursor = json.dumps(totals, sort_keys=True)
+    line = f"tick {json.dumps(tick)}; runs requested {len(requests)}"
+    if waiting:
+        line += f"; waiting for partitions {', '.join(d.isoformat() for d in waiting)}"
+    context.log.info(f"{line}; since start {json.dumps(totals)}")
+    if drained.quarantine_reasons:
+        context.log.warning(f"quarantined by reason: {json.dumps(drained.quarantine_reasons)}")
+    cursor = json.dumps({**totals, "last_tick": tick}, sort_keys=True)
     if not requests:
         return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"nothing to merge: {json.dumps(tick)}"), cursor=cursor
+            skip_reason=dg.SkipReason(f"no run needed: {json.dumps(tick)}"), cursor=cursor
         )
     return dg.SensorResult(run_requests=requests, cursor=cursor)

@@ -1,7 +1,10 @@
 """Data-quality facts about the `events` table, for the Dagster asset checks to report.
 
 Each check returns a `CheckOutcome`: pass/fail, one line for a human, and plain
-numbers for plotting. The checks read as little as they can: one partition
+numbers for plotting. Two kinds: `MergeAudit` checks what one merge wrote, at the
+cost of the merge (the batch's ids looked up in the day and its neighbours, the
+batch's rows counted in memory), after every run; the whole-day functions below
+re-read a day and run on a schedule. The checks read as little as they can: one partition
 (named literally, so only its files are opened), only the columns they need, and
 Parquet statistics where those answer the question. An absent table or an empty
 partition is a normal state with a defined outcome, not an error.
@@ -22,9 +25,9 @@ import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from event_assets.events.schema import REQUIRED_EVENT_COLUMNS
-from event_assets.storage.delta import DeltaTarget
+from event_assets.storage.delta import DeltaTarget, stored_matches
 from event_assets.storage.lake import LANDING_DIR, Lake
-from event_assets.storage.landing import MERGED_DIR, list_batches
+from event_assets.storage.landing import MERGED_DIR, batch_time, list_batches, pending_batches
 from event_assets.storage.maintenance import existing_table
 
 EXAMPLES = 5
@@ -39,6 +42,142 @@ class CheckOutcome:
     passed: bool
     description: str
     metadata: Metadata = field(default_factory=dict)
+
+
+@dataclass
+class ChunkFacts:
+    """What one committed chunk of a merge looks like in the table."""
+
+    rows: int = 0
+    ids: int = 0
+    duplicated: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+    in_previous: set[str] = field(default_factory=set)
+    in_next: set[str] = field(default_factory=set)
+    nulls: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class MergeAudit:
+    """What the checks after a merge report, gathered chunk by chunk as it commits.
+
+    After each chunk's commit, the chunk's ids are looked up in its day, the days of
+    the dedup window before it and the day after (only the id words of the files of
+    those days are read, filtered by the chunk's ids: the dedup-write's own scan), and
+    its rows' required columns are counted for nulls in memory. So a check costs what
+    the batch costs, not what the day holds, and keeps its meaning for what was merged:
+    every merged id is in the table once, none is null where required.
+    """
+
+    partition: str
+    window_days: int = 1
+    rows: int = 0
+    ids: int = 0
+    duplicated: set[str] = field(default_factory=set)
+    missing: set[str] = field(default_factory=set)
+    in_previous: set[str] = field(default_factory=set)
+    in_next: set[str] = field(default_factory=set)
+    nulls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REQUIRED_EVENT_COLUMNS, 0))
+
+    def inspect(self, target: DeltaTarget, rows: pa.Table) -> ChunkFacts:
+        """Look one committed chunk (`rows` as read from landing) up in the table."""
+        column = target.partition_by
+        if column is None:
+            raise ValueError(f"{target.uri} is not partitioned")
+        facts = ChunkFacts(rows=rows.num_rows)
+        for name in REQUIRED_EVENT_COLUMNS:
+            facts.nulls[name] = rows[name].null_count if name in rows.column_names else 0
+        if rows.num_rows == 0:
+            return facts
+        day = date.fromisoformat(self.partition)
+        window = [(day - timedelta(days=n)).isoformat() for n in range(1, self.window_days + 1)]
+        following = (day + timedelta(days=1)).isoformat()
+        keys = pc.unique(rows[target.key].combine_chunks().cast(pa.string()))
+        facts.ids = len(keys)
+        found = stored_matches(
+            target, [self.partition, *window, following], rows.select([target.key])
+        )
+        by_day = found.group_by([column, target.key]).len()
+        here = by_day.filter(by_day[column] == self.partition)
+        facts.duplicated = set(here.filter(here["len"] > 1)[target.key].to_list())
+        present = set(here[target.key].to_list())
+        in_window = set(by_day.filter(by_day[column].is_in(window))[target.key].to_list())
+        after = set(by_day.filter(by_day[column] == following)[target.key].to_list())
+        facts.missing = {k for k in keys.to_pylist() if k not in present and k not in in_window}
+        facts.in_previous = present & in_window
+        facts.in_next = present & after
+        return facts
+
+    def record(self, facts: ChunkFacts) -> None:
+        """Count one chunk's facts into the merge's."""
+        self.rows += facts.rows
+        self.ids += facts.ids
+        self.duplicated |= facts.duplicated
+        self.missing |= facts.missing
+        self.in_previous |= facts.in_previous
+        self.in_next |= facts.in_next
+        for name, n in facts.nulls.items():
+            self.nulls[name] += n
+
+    def outcomes(self) -> dict[str, CheckOutcome]:
+        """The four per-merge checks, by check name."""
+        bad_nulls = {c: n for c, n in self.nulls.items() if n}
+        cross = self.in_previous | self.in_next
+        return {
+            "event_id_unique": CheckOutcome(
+                passed=not self.duplicated,
+                description=(
+                    f"all {self.ids} merged ids occur once in {self.partition}"
+                    if not self.duplicated
+                    else f"{len(self.duplicated)} of {self.ids} merged ids occur more than "
+                    f"once in {self.partition}"
+                ),
+                metadata={
+                    "ids_checked": self.ids,
+                    "duplicate_ids": len(self.duplicated),
+                    "examples": _examples(pa.array(sorted(self.duplicated), pa.string())),
+                },
+            ),
+            "required_columns_non_null": CheckOutcome(
+                passed=not bad_nulls,
+                description=(
+                    f"{self.rows} merged rows, no nulls in {len(self.nulls)} required columns"
+                    if not bad_nulls
+                    else "nulls in required columns: "
+                    + ", ".join(f"{c} ({n})" for c, n in bad_nulls.items())
+                ),
+                metadata={"rows_checked": self.rows, "columns_with_nulls": len(bad_nulls)},
+            ),
+            "landing_reconciliation": CheckOutcome(
+                passed=not self.missing,
+                description=(
+                    f"all {self.ids} ids of the merged landing batches are in the table"
+                    if not self.missing
+                    else f"{len(self.missing)} of {self.ids} ids of the merged landing "
+                    "batches are missing from the table"
+                ),
+                metadata={
+                    "ids_checked": self.ids,
+                    "missing": len(self.missing),
+                    "examples": _examples(pa.array(sorted(self.missing), pa.string())),
+                },
+            ),
+            "cross_partition_duplicates": CheckOutcome(
+                passed=not cross,
+                description=(
+                    f"none of {self.ids} merged ids also occur on an adjacent day"
+                    if not cross
+                    else f"{len(cross)} of {self.ids} merged ids also occur on an adjacent day"
+                ),
+                metadata={
+                    "ids_checked": self.ids,
+                    "cross_partition_ids": len(cross),
+                    "in_previous": len(self.in_previous),
+                    "in_next": len(self.in_next),
+                    "examples": _examples(pa.array(sorted(cross), pa.string())),
+                },
+            ),
+        }
 
 
 def unique_event_ids(target: DeltaTarget, partition: str) -> CheckOutcome:
@@ -84,34 +223,66 @@ def required_columns_non_null(
     return CheckOutcome(passed=not bad, description=description, metadata=metadata)
 
 
-def landing_reconciliation(target: DeltaTarget, lake: Lake, partition: str) -> CheckOutcome:
-    """Every landed event is in the table partition, and nothing else is.
+def landing_reconciliation(
+    target: DeltaTarget,
+    lake: Lake,
+    partition: str,
+    *,
+    now: datetime,
+    stuck_after: timedelta,
+    window_days: int = 1,
+) -> CheckOutcome:
+    """Every id of the day's merged landing batches is in the table (or, skipped as a
+    duplicate, in the dedup window's days before), and the table holds no id that
+    was never landed.
 
-    The landing zone is the raw log of everything acked, so a landed id missing
-    from the table is lost data; more table rows than unique landed ids means rows
-    arrived by another path (or duplicates).
+    The landing zone is the raw log of everything acked. Ids of batches still
+    pending (landed, acked, waiting for their run) are reported as in flight, not
+    missing; a pending batch older than `stuck_after` fails the check, because its
+    run keeps failing or never comes.
     """
-    landed = _landing_keys(lake, date.fromisoformat(partition), target.key)
-    unique_landed = pc.unique(landed)
+    day = date.fromisoformat(partition)
+    pending = set(pending_batches(lake, day))
+    batches = list_batches(lake, day)
+    merged_ids = pc.unique(
+        _landing_keys(lake, [b for b in batches if b not in pending], target.key)
+    )
+    pending_ids = pc.unique(_landing_keys(lake, sorted(pending), target.key))
     table_keys = _column(target, partition, target.key)
-    missing = unique_landed.filter(pc.invert(pc.is_in(unique_landed, value_set=table_keys)))
-    n_missing, table_rows = len(missing), len(table_keys)
-    passed = n_missing == 0 and table_rows == len(unique_landed)
-    if passed:
-        description = f"all {len(unique_landed)} landed ids are in the table, once each"
-    elif n_missing:
-        description = f"{n_missing} of {len(unique_landed)} landed ids are missing from the table"
-    else:
-        description = f"table has {table_rows} rows for {len(unique_landed)} unique landed ids"
+    window = [
+        _column(target, (day - timedelta(days=n)).isoformat(), target.key, only=merged_ids)
+        for n in range(1, window_days + 1)
+    ]
+    known = pa.chunked_array([table_keys, *window], pa.string())
+    missing = merged_ids.filter(pc.invert(pc.is_in(merged_ids, value_set=known)))
+    landed = pa.chunked_array([merged_ids, pending_ids], pa.string())
+    never_landed = pc.unique(table_keys).filter(pc.invert(pc.is_in(pc.unique(table_keys), landed)))
+    in_flight = pending_ids.filter(pc.invert(pc.is_in(pending_ids, value_set=table_keys)))
+    stuck = [p for p in sorted(pending) if now - batch_time(p) > stuck_after]
+    problems = [
+        f"{len(missing)} of {len(merged_ids)} ids of merged batches are missing" if missing else "",
+        f"{len(never_landed)} table ids were never landed" if len(never_landed) else "",
+        f"{len(stuck)} batches pending for over {stuck_after.total_seconds():.0f} s"
+        if stuck
+        else "",
+    ]
+    passed = not any(problems)
+    summary = (
+        f"{len(merged_ids)} ids merged from {len(batches) - len(pending)} batches, "
+        f"{len(in_flight)} in flight in {len(pending)} pending batches"
+    )
     return CheckOutcome(
         passed=passed,
-        description=description,
+        description=summary if passed else "; ".join(p for p in problems if p) + f" ({summary})",
         metadata={
-            "landing_rows": len(landed),
-            "landing_ids": len(unique_landed),
-            "table_rows": table_rows,
-            "missing": n_missing,
-            "examples": _examples(missing),
+            "landing_ids": len(merged_ids),
+            "table_rows": len(table_keys),
+            "missing": len(missing),
+            "never_landed": len(never_landed),
+            "in_flight": len(in_flight),
+            "pending_batches": len(pending),
+            "stuck_batches": len(stuck),
+            "examples": _examples(pa.concat_arrays([missing, never_landed.cast(pa.string())])),
         },
     )
 
@@ -205,12 +376,12 @@ def _column(
     return dataset.to_table(columns=[column], filter=filter_)[column].combine_chunks()
 
 
-def _landing_keys(lake: Lake, day: date, key: str) -> pa.Array:
-    """The key column of every landing batch of the day (only that column is decoded)."""
+def _landing_keys(lake: Lake, paths: Sequence[str], key: str) -> pa.Array:
+    """The key column of landing batches (only that column is decoded)."""
     store = lake.store(LANDING_DIR)
     chunks = [
         pq.read_table(io.BytesIO(obstore.get(store, path).bytes().to_bytes()), columns=[key])[key]
-        for path in list_batches(lake, day)
+        for path in paths
     ]
     if not chunks:
         return pa.array([], pa.string())

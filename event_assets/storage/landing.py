@@ -10,6 +10,7 @@ merged by the next run, which is how nothing acked is ever lost.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import re
 import secrets
@@ -26,6 +27,7 @@ from event_assets.events.schema import LANDED_EVENTS_SCHEMA
 from event_assets.storage.lake import LANDING_DIR, Lake
 
 MERGED_DIR = "_merged"
+PENDING_DIR = "_pending"
 _KEY = re.compile(r"^event_date=(\d{4}-\d{2}-\d{2})/([0-9A-Za-z_-]+)\.parquet$")
 
 
@@ -49,6 +51,12 @@ def new_batch_id(now: datetime | None = None) -> str:
     return f"{now:%Y%m%dT%H%M%S%f}Z-{secrets.token_hex(6)}"
 
 
+def batch_time(path_or_id: str) -> datetime:
+    """When a batch was landed, from its id (or path): ids start with the UTC time."""
+    batch_id = path_or_id.rsplit("/", 1)[-1]
+    return datetime.strptime(batch_id[:21], "%Y%m%dT%H%M%S%f").replace(tzinfo=UTC)
+
+
 def batch_path(partition: date, batch_id: str) -> str:
     return f"event_date={partition.isoformat()}/{batch_id}.parquet"
 
@@ -69,9 +77,12 @@ def parse_batch_path(path: str, *, partition: date | None = None) -> tuple[date,
 def land_batch(
     lake: Lake, events: pa.Table, *, batch_id: str | None = None, now: datetime | None = None
 ) -> list[LandedBatch]:
-    """Write decoded events as one immutable Parquet object per event date.
+    """Write decoded events as one immutable Parquet object per event date, each
+    followed by its `_pending/` entry.
 
     Adds `ingested_at` and `batch_id`; returns what was written. Durable on return.
+    A crash between the two puts leaves a batch without an entry: it was not acked,
+    so its messages come back and land again; the orphan is never merged.
     """
     if events.num_rows == 0:
         return []
@@ -89,6 +100,7 @@ def land_batch(
         part = table.filter(pc.equal(table["event_date"], pa.scalar(day, pa.date32())))
         path = batch_path(day, batch_id)
         obstore.put(store, path, _to_parquet(part))
+        obstore.put(store, f"{PENDING_DIR}/{path}", b"")
         landed.append(LandedBatch(day, batch_id, path, part.num_rows))
     return landed
 
@@ -119,17 +131,33 @@ def list_batches(lake: Lake, partition: date | None = None) -> list[str]:
 
 
 def mark_merged(lake: Lake, paths: Iterable[str]) -> None:
-    """Record that these batches are in the table (idempotent)."""
+    """Record that these batches are in the table (idempotent): the `_merged/` marker
+    first, then the `_pending/` entry goes (a crash between leaves it pending, and
+    re-merging is idempotent)."""
     store = lake.store(LANDING_DIR)
+    paths = list(paths)
     for path in paths:
         obstore.put(store, f"{MERGED_DIR}/{path}", b"")
+    for path in paths:
+        with contextlib.suppress(FileNotFoundError):  # already gone: merged before
+            obstore.delete(store, f"{PENDING_DIR}/{path}")
 
 
 def pending_batches(lake: Lake, partition: date | None = None) -> list[str]:
-    """Landing batches not yet recorded as merged: what a recovery run must merge."""
-    prefix = f"{MERGED_DIR}/event_date={partition.isoformat()}/" if partition else f"{MERGED_DIR}/"
-    merged = {p.removeprefix(f"{MERGED_DIR}/") for p in _list(lake, LANDING_DIR, prefix)}
-    return [p for p in list_batches(lake, partition) if p not in merged]
+    """Landing batches not yet recorded as merged, oldest first: what a run must merge.
+
+    Lists only the `_pending/` entries (of one day, or of all days)."""
+    prefix = f"{PENDING_DIR}/event_date={partition.isoformat()}/" if partition else PENDING_DIR
+    entries = (p.removeprefix(f"{PENDING_DIR}/") for p in _list(lake, LANDING_DIR, prefix))
+    return sorted(p for p in entries if _KEY.match(p))
+
+
+def pending_by_day(lake: Lake) -> dict[date, list[str]]:
+    """Pending batches grouped by their day, days in order."""
+    grouped: dict[date, list[str]] = {}
+    for path in pending_batches(lake):
+        grouped.setdefault(parse_batch_path(path)[0], []).append(path)
+    return dict(sorted(grouped.items()))
 
 
 def _list(lake: Lake, subdir: str, prefix: str | None) -> Iterator[str]:

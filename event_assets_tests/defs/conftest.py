@@ -36,30 +36,10 @@ def check_results(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvalu
     }
 
 
-def run_checks(instance: dg.DagsterInstance, partition: str) -> dict[str, dg.AssetCheckEvaluation]:
-    """Run only the per-partition checks of `events` (no materialization, no repair)."""
-    from event_assets.defs.checks import partition_checks
-    from event_assets.defs.ingestion import events
-    from event_assets.defs.resources import EventAssetsResource
-
-    checks_defs = dg.Definitions(
-        assets=[events],
-        asset_checks=partition_checks,
-        jobs=[
-            dg.define_asset_job(
-                "checks_only",
-                selection=dg.AssetSelection.checks(*partition_checks),
-            )
-        ],
-        resources={"event_assets": EventAssetsResource()},
-    )
-    job = checks_defs.resolve_job_def("checks_only")
-    # A checks-only job has no assets to infer partitions from; the partition tag is what
-    # a launched run carries, and the checks read their partition key from it.
-    run = job.execute_in_process(
-        tags={"dagster/partition": partition}, instance=instance, raise_on_error=False
-    )
-    return check_results(run)
+def run_table_checks(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
+    """Run the scheduled checks of `events` (the health job), as the schedule would."""
+    job = defs.resolve_job_def("events_health_job")
+    return check_results(job.execute_in_process(instance=instance, raise_on_error=False))
 
 
 def sensor_tick(instance: dg.DagsterInstance, cursor: str | None = None) -> dg.SensorResult:

@@ -30,6 +30,7 @@ def test_definitions_snapshot() -> None:
         "events:event_id_unique",
         "events:events_freshness",
         "events:landing_reconciliation",
+        "events:recent_days_audit",
         "events:required_columns_non_null",
         "order_created_v1:events_reconciliation",
         "order_created_v1:violation_rate",

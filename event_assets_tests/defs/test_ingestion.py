@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
 import pyarrow as pa
 import pytest
+from dagster._core.test_utils import create_run_for_test
 from deltalake import DeltaTable, write_deltalake
 
-from event_assets.defs.ingestion import recovery_requests
+from event_assets.defs.ingestion import INGEST_JOB, merge_request
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, publish
-from event_assets.settings import Settings
+from event_assets.settings import Settings, load_settings
+from event_assets.storage.landing import pending_batches, pending_by_day
 
 from ..corpus import mixed_corpus
-from .conftest import check_results, run_checks, run_partition, sensor_tick
+from .conftest import check_results, run_partition, run_table_checks, sensor_tick
 
 # The same tests against a local folder and against gs:// on the GCS fake.
 LAKE_KINDS = ("local", "gcs")
+PER_MERGE_CHECKS = {
+    "event_id_unique",
+    "required_columns_non_null",
+    "landing_reconciliation",
+    "cross_partition_duplicates",
+}
 
 
 def _ids(settings: Settings, partition: str) -> list[str]:
@@ -28,6 +38,18 @@ def _ids(settings: Settings, partition: str) -> list[str]:
         columns=["event_id"]
     )
     return table["event_id"].to_pylist()
+
+
+def _run_all(instance: dg.DagsterInstance, requests: Sequence[dg.RunRequest]) -> int:
+    """Execute each request as a launched run would; the rows they inserted."""
+    total = 0
+    for request in requests:
+        run = run_partition(instance, request.partition_key or "", dict(request.run_config))
+        assert run.success
+        total += int(
+            run.asset_materializations_for_node("events")[0].metadata["rows_inserted"].value
+        )
+    return total
 
 
 def test_sensor_tick_requests_runs_that_fill_the_table(
@@ -42,34 +64,140 @@ def test_sensor_tick_requests_runs_that_fill_the_table(
     for request in requests:
         assert request.run_key
         assert str(request.partition_key) in request.run_key
-        paths = request.run_config["ops"]["events"]["config"]["batch_paths"]
-        assert paths
-        assert all(p.startswith(f"event_date={request.partition_key}/") for p in paths)
+        assert request.run_config["ops"]["events"]["config"] == {"pending": True}
     assert result.cursor is not None
-    assert '"pulled": 88' in result.cursor
-    assert '"quarantined": 8' in result.cursor
+    cursor = json.loads(result.cursor)
+    assert cursor["pulled"] == 88
+    assert cursor["quarantined"] == 8
+    assert cursor["last_tick"]["backlog_left"] is False
 
     total = 0
     for request in requests:
         run = run_partition(instance, request.partition_key or "", dict(request.run_config))
         assert run.success
-        materialization = run.asset_materializations_for_node("events")[0]
-        metadata = materialization.metadata
+        metadata = run.asset_materializations_for_node("events")[0].metadata
         total += int(metadata["rows_inserted"].value)
         assert metadata["landing_batches"].value == 1
         assert int(metadata["table_version"].value) >= 0
         checks = check_results(run)
-        assert {name: c.passed for name, c in checks.items()} == {
-            "event_id_unique": True,
-            "required_columns_non_null": True,
-            "landing_reconciliation": True,
-            "cross_partition_duplicates": True,
-        }
+        assert {name: c.passed for name, c in checks.items()} == dict.fromkeys(
+            PER_MERGE_CHECKS, True
+        )
+        assert checks["event_id_unique"].partition == request.partition_key
     assert total == corpus.unique_events
+    assert pending_batches(lake_of(settings)) == []
     # Next tick: nothing left to pull, nothing to merge.
     again = sensor_tick(instance, result.cursor)
     assert not again.run_requests
     assert again.skip_reason is not None
+
+
+def test_one_tick_drains_the_backlog_in_rounds(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULL_MAX_MESSAGES", "20")
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
+    result = sensor_tick(instance)
+    tick = json.loads(result.cursor or "{}")["last_tick"]
+    assert tick["pulled"] == 88
+    assert tick["rounds"] >= 5  # 88 messages, at most 20 a round, then an empty Pull
+    assert tick["backlog_left"] is False
+    # Many rounds, still one run per day.
+    requests = result.run_requests or []
+    assert len(requests) == 2
+    assert _run_all(instance, requests) == corpus.unique_events
+
+
+def test_a_tick_stops_on_its_budget_and_says_so(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULL_MAX_MESSAGES", "20")
+    monkeypatch.setenv("SENSOR_TICK_BUDGET_SECONDS", "0.001")
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    first = sensor_tick(instance)
+    tick = json.loads(first.cursor or "{}")["last_tick"]
+    assert tick == {**tick, "rounds": 1, "pulled": 20, "backlog_left": True}
+    second = sensor_tick(instance, first.cursor)
+    totals = json.loads(second.cursor or "{}")
+    assert totals["pulled"] == 40
+    assert totals["ticks"] == 2
+
+
+def test_at_most_one_queued_run_per_day(settings: Settings, instance: dg.DagsterInstance) -> None:
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    today = datetime.now(UTC).date().isoformat()
+    create_run_for_test(
+        instance,
+        job_name=INGEST_JOB,
+        status=dg.DagsterRunStatus.NOT_STARTED,
+        tags={"dagster/partition": today},
+    )
+    result = sensor_tick(instance)
+    # Today's queued run will take today's batches when it starts; only the other day.
+    assert [r.partition_key for r in result.run_requests or []] == ["2026-11-20"]
+    assert pending_batches(lake_of(settings), date.fromisoformat(today))
+
+
+def test_a_running_run_that_started_before_a_batch_landed_gets_a_successor(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    lake = lake_of(settings)
+    today = datetime.now(UTC).date()
+    with Subscription(settings) as subscription:
+        pull_round(settings, subscription, lake)
+    pending = pending_by_day(lake)[today]
+    run = create_run_for_test(
+        instance, job_name=INGEST_JOB, tags={"dagster/partition": today.isoformat()}
+    )
+    now = datetime.now(UTC)
+    _record(instance, run, dg.DagsterEventType.RUN_START, now)
+    # Started after the batch landed: it lists the batch itself.
+    assert merge_request(instance, load_settings(), today, pending, now) is None
+    # A batch landed after it started: one more run, queued behind it.
+    later = [*pending[:-1], pending[-1].replace("/2", "/3", 1)]
+    request = merge_request(instance, load_settings(), today, later, now + timedelta(days=400))
+    assert request is not None
+
+
+def _record(
+    instance: dg.DagsterInstance, run: dg.DagsterRun, kind: dg.DagsterEventType, when: datetime
+) -> None:
+    """Record a run's start or end at `when`, as its worker would."""
+    event = dg.DagsterEvent(kind.value, job_name=run.job_name)
+    instance.handle_run_event(run.run_id, event, update_timestamp=when)
+
+
+def test_a_failed_run_is_retried_with_backoff_and_a_fresh_run_key(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RUN_RETRY_BASE_SECONDS", "60")
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    lake = lake_of(settings)
+    with Subscription(settings) as subscription:
+        pull_round(settings, subscription, lake)
+    today = datetime.now(UTC).date()
+    pending = pending_by_day(lake)[today]
+    first = merge_request(instance, load_settings(), today, pending, datetime.now(UTC))
+    assert first is not None
+    failed_at = datetime.now(UTC)
+    for n in range(2):
+        run = create_run_for_test(
+            instance,
+            job_name=INGEST_JOB,
+            tags={"dagster/partition": today.isoformat()},
+            status=dg.DagsterRunStatus.STARTED,
+        )
+        _record(instance, run, dg.DagsterEventType.RUN_FAILURE, failed_at + timedelta(0, n))
+    assert instance.get_run_records(dg.RunsFilter(job_name=INGEST_JOB))[0].end_time
+    # Two failures in a row: wait 60 s * 2 after the last one, then a new key.
+    soon = failed_at + timedelta(seconds=100)
+    assert merge_request(instance, load_settings(), today, pending, soon) is None
+    later = failed_at + timedelta(seconds=122)
+    retry = merge_request(instance, load_settings(), today, pending, later)
+    assert retry is not None
+    assert retry.run_key != first.run_key
 
 
 def test_unreachable_pubsub_is_a_skip_with_the_cause(
@@ -86,10 +214,7 @@ def test_backfill_restores_deleted_rows_exactly(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
-    for request in sensor_tick(instance).run_requests or []:
-        assert run_partition(
-            instance, request.partition_key or "", dict(request.run_config)
-        ).success
+    _run_all(instance, sensor_tick(instance).run_requests or [])
     today = datetime.now(UTC).date().isoformat()
     before = sorted(_ids(settings, today))
     DeltaTable(lake_of(settings).events_uri).delete(f"event_date = '{today}'")
@@ -101,12 +226,14 @@ def test_backfill_restores_deleted_rows_exactly(
     assert check_results(backfill)["landing_reconciliation"].passed
 
 
-def test_checks_fail_on_corrupted_partitions(
+def test_scheduled_audit_passes_in_steady_state_and_fails_on_forged_faults(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
-    for request in sensor_tick(instance).run_requests or []:
-        run_partition(instance, request.partition_key or "", dict(request.run_config))
+    _run_all(instance, sensor_tick(instance).run_requests or [])
+    steady = run_table_checks(instance)
+    assert steady["recent_days_audit"].passed, steady["recent_days_audit"].description
+    assert steady["accounting"].passed
     today = datetime.now(UTC).date()
     uri = lake_of(settings).events_uri
     table = (
@@ -114,38 +241,100 @@ def test_checks_fail_on_corrupted_partitions(
         .to_pyarrow_dataset(file_pruning_predicate=[("event_date", "=", today.isoformat())])
         .to_table()
     )
-    # A duplicate row, and the same event in yesterday's partition.
-    write_deltalake(uri, table.slice(0, 1), mode="append")
-    moved = table.slice(1, 1).set_column(
-        table.schema.get_field_index("event_date"),
-        "event_date",
-        dg_date_array(today - timedelta(days=1)),
-    )
-    write_deltalake(uri, moved, mode="append")
-    checks = run_checks(instance, today.isoformat())
-    assert not checks["event_id_unique"].passed
-    assert not checks["cross_partition_duplicates"].passed
-    assert checks["cross_partition_duplicates"].severity == dg.AssetCheckSeverity.WARN
-    assert not checks["landing_reconciliation"].passed  # table rows != landed unique ids
-    # Deleting landed rows is caught too.
+    write_deltalake(uri, table.slice(0, 1), mode="append")  # a duplicate row
+    audit = run_table_checks(instance)["recent_days_audit"]
+    assert not audit.passed
+    assert "occur more than once" in (audit.description or "")
+    # Deleting merged rows is lost data.
     DeltaTable(uri).delete(f"event_date = '{today.isoformat()}'")
-    assert not run_checks(instance, today.isoformat())["landing_reconciliation"].passed
-    # Re-running the partition (a backfill) heals everything the checks saw.
+    audit = run_table_checks(instance)["recent_days_audit"]
+    assert not audit.passed
+    assert "missing" in (audit.description or "")
+    # Re-running the partition (a backfill) heals what the audit saw.
     healed = check_results(run_partition(instance, today.isoformat()))
-    for name in ("event_id_unique", "required_columns_non_null", "landing_reconciliation"):
-        assert healed[name].passed, healed[name]
-    assert not healed["cross_partition_duplicates"].passed  # yesterday still has the copy
+    assert all(healed[name].passed for name in PER_MERGE_CHECKS)
+    assert run_table_checks(instance)["recent_days_audit"].passed
 
 
-def dg_date_array(day: date) -> pa.Array:
-    return pa.array([day], pa.date32())
+def test_in_flight_batches_are_not_a_failure_until_stuck(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    with Subscription(settings) as subscription:
+        pull_round(settings, subscription, lake_of(settings))  # landed, run not yet done
+    audit = run_table_checks(instance)["recent_days_audit"]
+    assert audit.passed, audit.description
+    assert "in flight" in (audit.description or "")
+    monkeypatch.setenv("PENDING_STUCK_MINUTES", "1")
+    stuck = _audit_at(instance, datetime.now(UTC) + timedelta(minutes=2))
+    assert not stuck.passed
+    assert "pending for over 60 s" in (stuck.description or "")
 
 
-def _run_in_own_process(args: tuple[dg.InstanceRef, str, dict[str, object]]) -> bool:
-    """One partition run in a fresh process, as the run launcher would start it."""
+def _audit_at(instance: dg.DagsterInstance, when: datetime) -> dg.AssetCheckEvaluation:
+    from unittest import mock
+
+    with mock.patch("event_assets.defs.checks.datetime") as clock:
+        clock.now.return_value = when
+        return run_table_checks(instance)["recent_days_audit"]
+
+
+def test_per_merge_checks_fail_on_forged_faults(settings: Settings) -> None:
+    from event_assets.ingest import recover_pending
+    from event_assets.storage.checks import MergeAudit
+    from event_assets.storage.landing import list_batches, read_batches
+    from event_assets.storage.tables import events_target
+
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    lake = lake_of(settings)
+    with Subscription(settings) as subscription:
+        pull_round(settings, subscription, lake)
+    recover_pending(settings, lake)
+    today = datetime.now(UTC).date()
+    rows = read_batches(lake, list_batches(lake, today))
+    target = events_target(lake)
+    clean = MergeAudit(today.isoformat())
+    clean.record(clean.inspect(target, rows))
+    assert all(o.passed for o in clean.outcomes().values())
+    uri = lake.events_uri
+    stored = (
+        DeltaTable(uri)
+        .to_pyarrow_dataset(file_pruning_predicate=[("event_date", "=", today.isoformat())])
+        .to_table()
+    )
+    write_deltalake(uri, stored.slice(0, 1), mode="append")  # a duplicate
+    moved = stored.slice(1, 1).set_column(
+        stored.schema.get_field_index("event_date"),
+        "event_date",
+        pa.array([today + timedelta(days=1)], pa.date32()),
+    )
+    write_deltalake(uri, moved, mode="append")  # the same event the next day
+    DeltaTable(uri).delete(  # a lost row
+        f"event_date = '{today.isoformat()}' AND event_id = '{stored['event_id'][2].as_py()}'"
+    )
+    nulls = rows.set_column(
+        rows.schema.get_field_index("data"), "data", pa.nulls(rows.num_rows, pa.string())
+    )
+    forged = MergeAudit(today.isoformat())
+    forged.record(forged.inspect(target, nulls))
+    outcomes = forged.outcomes()
+    assert {name: o.passed for name, o in outcomes.items()} == dict.fromkeys(
+        PER_MERGE_CHECKS, False
+    )
+    assert outcomes["event_id_unique"].metadata["duplicate_ids"] == 1
+    assert outcomes["landing_reconciliation"].metadata["missing"] == 1
+    assert outcomes["cross_partition_duplicates"].metadata["in_next"] == 1
+
+
+def _run_in_own_process(args: tuple[dg.InstanceRef, str, dict[str, object]]) -> str:
+    """One partition run in a fresh process, as the run launcher would start it; "ok" or
+    the error as text (a Dagster error does not survive the trip back through pickle)."""
     ref, partition, run_config = args
-    with dg.DagsterInstance.from_ref(ref) as instance:
-        return run_partition(instance, partition, run_config).success
+    try:
+        with dg.DagsterInstance.from_ref(ref) as instance:
+            return "ok" if run_partition(instance, partition, run_config).success else "failed"
+    except Exception as exc:  # noqa: BLE001 - reported to the test as text
+        return f"{type(exc).__name__}: {exc}"
 
 
 def test_concurrent_runs_of_one_partition_leave_no_duplicates(
@@ -158,21 +347,25 @@ def test_concurrent_runs_of_one_partition_leave_no_duplicates(
     ref = instance.get_ref()
     with multiprocessing.get_context("spawn").Pool(3) as pool:
         outcomes = pool.map(_run_in_own_process, [(ref, today, dict(request.run_config))] * 3)
-    assert outcomes == [True, True, True]
+    assert outcomes == ["ok", "ok", "ok"]
     ids = _ids(settings, today)
     assert len(ids) == len(set(ids)) == 50
 
 
-def test_batches_landed_but_never_merged_are_recovered(settings: Settings) -> None:
-    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+def test_batches_landed_but_never_merged_get_a_run_on_the_next_tick(
+    settings: Settings, instance: dg.DagsterInstance
+) -> None:
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
     lake = lake_of(settings)
     with Subscription(settings) as subscription:
         landed = pull_round(settings, subscription, lake)  # a tick that died before its runs
     assert landed.batches
-    soon = recovery_requests(lake, older_than=timedelta(minutes=10), now=datetime.now(UTC))
-    assert soon == []  # too young: its own runs may still be queued
-    later = datetime.now(UTC) + timedelta(minutes=11)
-    recovered = recovery_requests(lake, older_than=timedelta(minutes=10), now=later)
-    assert sorted(str(r.partition_key) for r in recovered) == sorted(
+    result = sensor_tick(instance)  # pulls nothing, finds the pending batches
+    assert json.loads(result.cursor or "{}")["pulled"] == 0
+    requests = result.run_requests or []
+    assert sorted(str(r.partition_key) for r in requests) == sorted(
         {b.partition.isoformat() for b in landed.batches}
     )
+    assert _run_all(instance, requests) == corpus.unique_events
+    assert pending_batches(lake) == []

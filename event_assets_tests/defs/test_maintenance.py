@@ -92,6 +92,7 @@ def test_health_job_reports_quarantine_by_reason_and_freshness(
         if e.event_type_value == "ASSET_CHECK_EVALUATION"
         and isinstance(e.event_specific_data, dg.AssetCheckEvaluation)
     }
-    assert set(evaluations) == {"events_freshness", "accounting"}
+    assert set(evaluations) == {"events_freshness", "accounting", "recent_days_audit"}
+    assert evaluations["recent_days_audit"].passed
     assert evaluations["events_freshness"].passed
     assert evaluations["accounting"].passed

@@ -87,6 +87,7 @@ def test_webserver_lists_checks_of_events(webserver: Webserver) -> None:
             "event_id_unique",
             "events_freshness",
             "landing_reconciliation",
+            "recent_days_audit",
             "required_columns_non_null",
         ],
         "events_compaction": [],

@@ -289,7 +289,10 @@ def test_project_landing_and_dedup_write_on_gs(fake: GcsFake) -> None:
     assert [b.rows for b in first + second] == [50, 55]
     paths = landing.list_batches(lake, day)
     assert paths == [b.path for b in first + second]
-    assert fake.object_keys("bkt", "lake/landing/") == [f"lake/landing/{p}" for p in paths]
+    assert fake.object_keys("bkt", "lake/landing/") == sorted(
+        [f"lake/landing/{p}" for p in paths] + [f"lake/landing/_pending/{p}" for p in paths]
+    )
+    assert landing.pending_batches(lake, day) == paths
 
     target = events_target(lake)
     written = dedup_write(target, landing.read_batches(lake, paths[:1]), partition=day.isoformat())
@@ -300,6 +303,7 @@ def test_project_landing_and_dedup_write_on_gs(fake: GcsFake) -> None:
 
     landing.mark_merged(lake, paths)
     assert landing.pending_batches(lake, day) == []
+    assert not fake.object_keys("bkt", "lake/landing/_pending/")
     table = DeltaTable(lake.events_uri, storage_options=lake.storage_options).to_pyarrow_table()
     assert table.num_rows == 80
     assert len(set(table["event_id"].to_pylist())) == 80
