@@ -62,6 +62,21 @@ def test_same_id_in_another_partition_is_not_a_duplicate(lake: Lake) -> None:
     assert len(_ids(lake, OTHER)) == 10
 
 
+def test_the_dedup_window_skips_ids_already_in_the_day_before(lake: Lake) -> None:
+    """A plain-JSON event re-published after midnight is a duplicate, not a second row."""
+    target = events_target(lake)
+    dedup_write(target, _landed(lake, DAY, range(10)), partition=DAY.isoformat())
+    later = dedup_write(
+        target,
+        _landed(lake, OTHER, range(5, 15)),
+        partition=OTHER.isoformat(),
+        also_in=[DAY.isoformat()],
+    )
+    assert (later.inserted, later.duplicates, later.duplicates_in_window) == (5, 5, 5)
+    assert len(_ids(lake, OTHER)) == 5
+    assert len(_ids(lake, DAY)) == 10  # the window is only read, never written
+
+
 def test_rows_of_another_partition_are_refused(lake: Lake) -> None:
     with pytest.raises(ValueError, match="given to partition"):
         dedup_write(events_target(lake), _landed(lake, OTHER, range(3)), partition=DAY.isoformat())
