@@ -24,12 +24,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 
 import pyarrow as pa
 
-from event_assets.events.decode import RawMessage, decode_batch
+from event_assets.events.decode import (
+    Clock,
+    FixedClock,
+    RawMessage,
+    decode_batch,
+    to_micros,
+    wall_clock_us,
+)
 from event_assets.pubsub.client import messages_of
+from event_assets.settings import Settings
 
 Decoded = tuple[pa.Table, pa.Table]
 """(events, quarantine) of one pull response."""
@@ -44,11 +52,28 @@ _WARMUP: list[Future[int]] = []
 
 @dataclass(frozen=True)
 class DecodeOptions:
-    """What `decode_batch` needs besides the messages (picklable)."""
+    """What `decode_batch` needs besides the messages (picklable, clock included).
+
+    The clock is read where the payload is decoded (a worker, or the caller), as
+    it is decoded: the latest accepted event time is not fixed when a round starts.
+    """
 
     max_bytes: int
-    earliest_date: date | None
-    latest_date: date | None
+    earliest_date: date | None = None
+    future_skew_seconds: float | None = None  # None: no upper bound
+    event_time_field: str | None = None
+    clock: Clock = wall_clock_us
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, now: datetime | None = None) -> DecodeOptions:
+        """The options a round decodes with; `now` freezes the clock (tests, replays)."""
+        return cls(
+            max_bytes=settings.MAX_MESSAGE_BYTES,
+            earliest_date=settings.PARTITIONS_START_DATE,
+            future_skew_seconds=settings.FUTURE_SKEW_SECONDS,
+            event_time_field=settings.EVENT_TIME_FIELD,
+            clock=wall_clock_us if now is None else FixedClock(to_micros(now)),
+        )
 
 
 def decode_payload(payload: bytes, options: DecodeOptions) -> Decoded:
@@ -57,7 +82,9 @@ def decode_payload(payload: bytes, options: DecodeOptions) -> Decoded:
         messages_of(payload),
         max_bytes=options.max_bytes,
         earliest_date=options.earliest_date,
-        latest_date=options.latest_date,
+        future_skew_seconds=options.future_skew_seconds,
+        event_time_field=options.event_time_field,
+        clock=options.clock,
     )
     return decoded.events, decoded.quarantine
 

@@ -2,6 +2,7 @@
 
 A mix of the three shapes the decoder accepts: CloudEvents in binary mode
 (orders), in structured mode (payments), and the seed's plain JSON (people).
+No event is timed in the future, so none is quarantined whenever it is run.
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ def demo_messages(
     """Yield `count` (payload, attributes) pairs; the same arguments give the same events."""
     today = (day or datetime.now(UTC)).replace(hour=0, minute=0, second=0, microsecond=0)
     for i in range(offset, offset + count):
-        start = today - timedelta(days=(i // 3) % 3)  # CloudEvents over three daily partitions
+        # CloudEvents over the two days before `day`, at any time of those days: an event
+        # timed later today than now (plus FUTURE_SKEW_SECONDS) would be quarantined.
+        # People are plain JSON, dated by publish time (today): three partitions in all.
+        start = today - timedelta(days=1 + (i // 3) % 2)
         rng = random.Random(f"{today.date()}-{i}")
         when = (start + timedelta(seconds=i % 86_000)).isoformat().replace("+00:00", "Z")
         kind = i % 3

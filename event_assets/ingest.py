@@ -124,8 +124,8 @@ def pull_decoded(
 ) -> PulledRound:
     """The first half of a round: pull and decode, nothing written or acked."""
     started = time.perf_counter()
-    earliest, latest = partition_range(settings, now)
-    options = DecodeOptions(settings.MAX_MESSAGE_BYTES, earliest, latest)
+    # The accepted range is judged as each response is decoded, not here (see DecodeOptions).
+    options = DecodeOptions.from_settings(settings, now=now)
     decoder = Decoder(options, settings.DECODE_WORKERS)
     ack_ids: list[str] = []
     state = _PullState()

@@ -108,6 +108,28 @@ class Settings(BaseSettings):
             "landing_reconciliation audit (younger ones are reported as in flight)."
         ),
     )
+    FUTURE_SKEW_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = Field(
+        default=300,
+        description=(
+            "How far past the decoder's clock an event time may be and still be accepted "
+            "(older-than-PARTITIONS_START_DATE and later-than-this are quarantined as "
+            "event_date_out_of_range). Producers' clocks run a little ahead of ours, and an "
+            "event stamped just after midnight may be decoded just before it: without an "
+            "allowance both would be quarantined. The clock is read as each message is "
+            "decoded, not when its round starts. At most a day, so an accepted event is "
+            "dated at most tomorrow (UTC)."
+        ),
+    )
+    EVENT_TIME_FIELD: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Top-level payload field whose RFC 3339 string is a plain-JSON event's time (and so "
+            "its event_date); absent, not a string or not RFC 3339 -> the publish time (the "
+            "event is kept either way). Unset: plain JSON is dated by publish time. "
+            "Identity is unchanged (the hash of the payload); CloudEvents keep using `time`."
+        ),
+    )
     WRITE_MAX_ATTEMPTS: PositiveInt = Field(
         default=12, description="Attempts of a Delta commit that conflicts with another writer."
     )

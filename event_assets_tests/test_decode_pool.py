@@ -7,7 +7,8 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
@@ -15,10 +16,12 @@ from google.pubsub_v1 import types
 
 from event_assets import decode_pool
 from event_assets.decode_pool import DecodeOptions, Decoder, decode_payload
+from event_assets.events.decode import FixedClock, to_micros, wall_clock_us
+from event_assets.settings import load_settings
 
 from .corpus import mixed_corpus
 
-OPTIONS = DecodeOptions(max_bytes=1_000_000, earliest_date=date(2020, 1, 1), latest_date=None)
+OPTIONS = DecodeOptions(max_bytes=1_000_000, earliest_date=date(2020, 1, 1))
 
 
 def _payloads(size: int = 7) -> list[bytes]:
@@ -143,3 +146,71 @@ def test_a_bad_worker_count_is_a_one_line_error() -> None:
     with pytest.raises(SettingsError, match="DECODE_WORKERS"):
         load_settings(DECODE_WORKERS=-1)
     assert load_settings(DECODE_WORKERS=0).DECODE_WORKERS == 0
+
+
+class FileClock:
+    """Reads the time (microseconds) from a file each time it is called: picklable,
+    so a worker process reads the file as it decodes, whenever that is."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __call__(self) -> int:
+        return int(self.path.read_text())
+
+
+def test_workers_read_the_clock_as_they_decode(tmp_path: Path) -> None:
+    """Options are made as the round starts (23:59:58); the response is decoded, in a
+    worker, at 00:00:05: an event stamped 00:00:03 is accepted with no skew allowance,
+    one stamped 00:00:06 is not."""
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    round_start = midnight - timedelta(seconds=2)
+    clock_file = tmp_path / "now"
+    clock_file.write_text(str(to_micros(round_start)))
+    options = DecodeOptions(
+        max_bytes=1_000_000, earliest_date=date(2020, 1, 1), future_skew_seconds=0,
+        clock=FileClock(clock_file),
+    )  # fmt: skip
+    response = types.PullResponse.pb()()
+    for n, seconds in enumerate((3, 6)):
+        received = response.received_messages.add()
+        received.ack_id = f"ack-{n}"
+        received.message.data = b"{}"
+        received.message.message_id = f"m-{seconds}"
+        received.message.attributes.update(
+            {
+                "ce-specversion": "1.0",
+                "ce-id": f"e-{seconds}",
+                "ce-source": "//test",
+                "ce-type": "t",
+                "ce-time": (midnight + timedelta(seconds=seconds)).isoformat(),
+            }
+        )
+        received.message.publish_time.FromSeconds(int(round_start.timestamp()))
+    clock_file.write_text(str(to_micros(midnight + timedelta(seconds=5))))
+    assert decode_pool.start(2, timeout=120), "decode workers did not start"
+    decoder = Decoder(options, 2)
+    decoder.submit(response.SerializeToString())
+    [(events, quarantine)] = decoder.results()
+    assert decoder.in_workers == 1
+    assert events["message_id"].to_pylist() == ["m-3"]
+    assert events["event_date"].to_pylist() == [date(2026, 11, 25)]
+    assert quarantine["message_id"].to_pylist() == ["m-6"]
+    assert quarantine["reason_code"].to_pylist() == ["event_date_out_of_range"]
+
+
+def test_options_from_settings() -> None:
+    settings = load_settings(
+        MAX_MESSAGE_BYTES=1234, FUTURE_SKEW_SECONDS=7, EVENT_TIME_FIELD="occurred_at"
+    )
+    options = DecodeOptions.from_settings(settings)
+    assert options == DecodeOptions(
+        max_bytes=1234,
+        earliest_date=settings.PARTITIONS_START_DATE,
+        future_skew_seconds=7,
+        event_time_field="occurred_at",
+        clock=wall_clock_us,
+    )
+    now = datetime(2026, 11, 24, 23, 59, 58, tzinfo=UTC)
+    frozen = DecodeOptions.from_settings(settings, now=now)
+    assert frozen.clock == FixedClock(to_micros(now))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
-from datetime import date
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from event_assets.ingest import ingest, lake_of
 from event_assets.pubsub.client import Subscription, publish
 from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings
-from event_assets.storage.landing import list_batches, pending_batches
+from event_assets.storage.landing import list_batches, pending_batches, read_batches
 
 from .corpus import mixed_corpus
 
@@ -172,3 +173,90 @@ def test_attributes_named_like_publish_parameters_are_published(settings: Settin
         frozenset(attributes.items()),
         frozenset({"event_type": "e"}.items()),
     }
+
+
+def _timed(i: int, occurred_at: str | None) -> tuple[bytes, dict[str, str]]:
+    payload: dict[str, Any] = {"i": i}
+    if occurred_at is not None:
+        payload["occurred_at"] = occurred_at
+    return json.dumps(payload).encode(), {}
+
+
+def test_a_round_just_before_midnight_takes_tomorrows_events_within_the_skew(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A round at 23:59:58 (its `now`): an event of 00:00:03 tomorrow, dated by
+    EVENT_TIME_FIELD or by ce-time, lands in tomorrow's partition (the old date bound,
+    fixed at round start, quarantined it); one past now + FUTURE_SKEW_SECONDS is
+    quarantined; a missing or invalid field dates by publish time."""
+    from event_assets.ingest import pull_round
+    from event_assets.settings import load_settings
+
+    monkeypatch.setenv("EVENT_TIME_FIELD", "occurred_at")
+    timed = load_settings()
+    assert timed.FUTURE_SKEW_SECONDS == 300
+    now = datetime.combine(datetime.now(UTC).date(), time(23, 59, 58), UTC)
+    tomorrow = now.date() + timedelta(days=1)
+    just_after = f"{tomorrow}T00:00:03Z"
+    ce_attributes = {
+        "ce-specversion": "1.0",
+        "ce-id": "ce-after-midnight",
+        "ce-source": "//test",
+        "ce-type": "t",
+        "ce-time": just_after,
+    }
+    publish(
+        timed,
+        [
+            _timed(1, just_after),
+            _timed(2, f"{tomorrow}T00:04:59Z"),  # 301 s after `now`
+            _timed(3, "not a time"),
+            _timed(4, None),
+            (b'{"i": 5}', ce_attributes),
+        ],
+    )
+    with Subscription(timed) as sub:
+        landed = pull_round(timed, sub, lake_of(timed), now=now)
+    assert (landed.pulled, landed.landed, landed.quarantined) == (5, 4, 1)
+    assert landed.quarantine_reasons == {"event_date_out_of_range": 1}
+    rows = read_batches(lake_of(timed), [b.path for b in landed.batches]).to_pylist()
+    dates = {json.loads(row["data"])["i"]: row["event_date"] for row in rows}
+    assert dates[1] == dates[5] == tomorrow
+    by_publish = {json.loads(r["data"])["i"]: r["publish_time"].date() for r in rows}
+    assert dates[3] == by_publish[3]
+    assert dates[4] == by_publish[4]
+    assert {b.partition for b in landed.batches} == {tomorrow, by_publish[3], by_publish[4]}
+    quarantine = DeltaTable(lake_of(timed).quarantine_uri).to_pyarrow_table().to_pylist()
+    assert [json.loads(q["payload"])["i"] for q in quarantine] == [2]
+    assert "is after the latest accepted time" in quarantine[0]["reason"]
+
+
+def test_a_round_reads_the_clock_as_it_decodes_not_as_it_starts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With no skew allowance, a round whose clock first reads 23:59:58 and then
+    00:00:05 accepts an event of 00:00:03 and refuses one of 00:00:06."""
+    from event_assets import decode_pool
+    from event_assets.events.decode import to_micros
+    from event_assets.ingest import pull_round
+    from event_assets.settings import load_settings
+
+    midnight = datetime(2026, 11, 25, tzinfo=UTC)
+    readings = [
+        to_micros(midnight - timedelta(seconds=2)),
+        to_micros(midnight + timedelta(seconds=5)),
+    ]
+
+    def clock() -> int:
+        return readings.pop(0) if len(readings) > 1 else readings[0]
+
+    monkeypatch.setattr(decode_pool, "wall_clock_us", clock)
+    monkeypatch.setenv("EVENT_TIME_FIELD", "occurred_at")
+    monkeypatch.setenv("FUTURE_SKEW_SECONDS", "0")
+    strict = load_settings()
+    publish(strict, [_timed(1, "2026-11-25T00:00:03Z"), _timed(2, "2026-11-25T00:00:06Z")])
+    with Subscription(strict) as sub:
+        landed = pull_round(strict, sub, lake_of(strict))
+    assert (landed.pulled, landed.landed, landed.quarantined) == (2, 1, 1)
+    assert landed.by_partition().keys() == {date(2026, 11, 25)}
+    assert readings == [to_micros(midnight + timedelta(seconds=5))]  # both were read

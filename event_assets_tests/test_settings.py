@@ -16,6 +16,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.topic_path == "projects/local-project/topics/events"
     assert settings.subscription_path == "projects/local-project/subscriptions/events-ingest"
     assert settings.PARTITIONS_START_DATE == date(2020, 1, 1)
+    assert settings.FUTURE_SKEW_SECONDS == 300
+    assert settings.EVENT_TIME_FIELD is None
 
 
 @pytest.mark.parametrize(
@@ -29,6 +31,8 @@ def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
         ("ACK_DEADLINE_SECONDS", "5"),
         ("PUBSUB_EMULATOR_HOST", "localhost"),
         ("PARTITIONS_START_DATE", "yesterday"),
+        ("FUTURE_SKEW_SECONDS", "-1"),
+        ("FUTURE_SKEW_SECONDS", "86401"),
     ],
 )
 def test_invalid_value_is_one_line_naming_the_variable(

@@ -33,9 +33,11 @@ from deltalake.exceptions import TableNotFoundError
 
 from event_assets.events.decode import (
     DecodedEvent,
+    FixedClock,
     PulledMessage,
     QuarantineRecord,
     decode_message,
+    to_micros,
 )
 from event_assets.faults import PAUSE_ENV
 from event_assets.ingest import lake_of, merge_partition, pull_round
@@ -319,7 +321,9 @@ def expected_outcome(
         message,
         max_bytes=settings.MAX_MESSAGE_BYTES,
         earliest_date=settings.PARTITIONS_START_DATE,
-        latest_date=now.date(),
+        future_skew_seconds=settings.FUTURE_SKEW_SECONDS,
+        event_time_field=settings.EVENT_TIME_FIELD,
+        clock=FixedClock(to_micros(now)),
     )
 
 

@@ -1,7 +1,10 @@
 """Daily partitions of `events`, in UTC, ending with today's (end_offset=1).
 
 By default Dagster's last daily partition is yesterday; events arrive today, so
-today's partition must exist. Events dated outside the range are quarantined.
+today's partition must exist. Events dated before PARTITIONS_START_DATE, or later
+than the clock plus FUTURE_SKEW_SECONDS, are quarantined; one dated tomorrow within
+that allowance waits, landed, until its partition exists (the sensor asks for
+runs of existing partitions only).
 """
 
 import warnings

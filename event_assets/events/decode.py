@@ -33,9 +33,18 @@ Identity rule (``event_id``):
   event must carry ``data_base64`` too (a textual ``data`` string differs).
 
 Partitioning: ``event_time`` is the CloudEvent ``time`` (RFC 3339, converted to
-UTC, truncated to microseconds) or else the Pub/Sub ``publish_time``;
-``event_date`` is its UTC date. Redeliveries therefore land in the same
-partition, where the merge skips them.
+UTC, truncated to microseconds); for plain JSON, the RFC 3339 string in the
+payload's top-level ``event_time_field`` (``EVENT_TIME_FIELD``), if one is named
+and the field holds one; else the Pub/Sub ``publish_time``. ``event_date`` is its
+UTC date. Redeliveries therefore land in the same partition, where the merge
+skips them. The field never enters the identity beyond being part of the payload.
+
+Accepted range (else ``event_date_out_of_range``): ``event_date`` from
+``earliest_date`` on, and ``event_time`` at most ``future_skew_seconds`` after the
+clock as it reads when the message is decoded, not when its round began: an event
+stamped 00:00:03 decoded at 00:00:04 is accepted in a round that began at 23:59:58.
+The hot path compares integers only: the clock is read once per batch, and read
+again only before refusing an event as too late.
 
 Only the standard library ``json`` dumps, for byte-compatibility with the seed's
 ids. Parsing tries ``orjson`` first (about 3x faster) and falls back to the
@@ -58,7 +67,8 @@ import hashlib
 import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from enum import StrEnum
@@ -467,6 +477,93 @@ def parse_rfc3339(text: str) -> datetime:
     return from_micros(parse_rfc3339_micros(text))
 
 
+def _iso_micros(micros: int) -> str:
+    try:
+        return from_micros(micros).isoformat().replace("+00:00", "Z")
+    except OverflowError:
+        return f"{micros} us since the epoch"
+
+
+Clock = Callable[[], int]
+"""Reads the current time, in microseconds since the epoch (UTC)."""
+
+
+def wall_clock_us() -> int:
+    """The system clock in microseconds since the epoch: the decoder's default clock."""
+    return time.time_ns() // 1000
+
+
+@dataclass(frozen=True, slots=True)
+class FixedClock:
+    """A clock that always reads ``micros``: for tests, and for a round given an
+    explicit ``now``. Picklable, so it reaches decode worker processes."""
+
+    micros: int
+
+    def __call__(self) -> int:
+        return self.micros
+
+
+_UNBOUNDED_US = 1 << 64  # beyond any representable event time
+
+
+class _Limits:
+    """What, besides the message, decides its fate; built once per batch.
+
+    ``latest_us`` is the clock plus the future skew as last read. It is read when
+    the batch starts and read again before an event is refused as too late
+    (:meth:`too_late`), so every refusal is judged against the time the event was
+    decoded at, and an accepted event was at most the skew ahead of a reading taken
+    no later than its decode. Events under the bound never read the clock.
+    """
+
+    __slots__ = ("clock", "earliest_us", "latest_us", "max_bytes", "skew_us", "time_field")
+
+    def __init__(
+        self,
+        max_bytes: int,
+        earliest_date: date | None,
+        future_skew_seconds: float | None,
+        clock: Clock,
+        time_field: str | None,
+    ) -> None:
+        if future_skew_seconds is not None and future_skew_seconds < 0:
+            raise ValueError(f"future_skew_seconds must be >= 0, got {future_skew_seconds}")
+        self.max_bytes = max_bytes
+        self.earliest_us = (
+            -_UNBOUNDED_US
+            if earliest_date is None
+            else (earliest_date.toordinal() - _EPOCH_ORDINAL) * _DAY_US
+        )
+        self.skew_us = None if future_skew_seconds is None else round(future_skew_seconds * 1e6)
+        self.clock = clock
+        self.time_field = time_field
+        self.latest_us = _UNBOUNDED_US if self.skew_us is None else clock() + self.skew_us
+
+    def too_late(self, event_us: int) -> bool:
+        """Whether ``event_us`` is more than the skew after the clock, read now."""
+        if self.skew_us is None:
+            return False
+        self.latest_us = self.clock() + self.skew_us
+        return event_us > self.latest_us
+
+    def out_of_range(self, event_us: int) -> _RejectedError:
+        event_day = event_us // _DAY_US
+        if event_us < self.earliest_us:
+            earliest = _date_of_day(self.earliest_us // _DAY_US).isoformat()
+            return _RejectedError(
+                ReasonCode.EVENT_DATE_OUT_OF_RANGE,
+                f"event_date {_date_of_day(event_day).isoformat()} is before the earliest "
+                f"accepted date {earliest}",
+            )
+        return _RejectedError(
+            ReasonCode.EVENT_DATE_OUT_OF_RANGE,
+            f"event_time {_iso_micros(event_us)} is after the latest accepted time "
+            f"{_iso_micros(self.latest_us)} (the clock + {(self.skew_us or 0) / 1e6:g} s "
+            "of future skew)",
+        )
+
+
 # --------------------------------------------------------------------------- CloudEvents
 
 
@@ -609,7 +706,17 @@ def _decode_binary(data: bytes, attributes: Mapping[str, str], publish_us: int) 
     return _cloudevent_fields(event, context, _bracket_count(data))
 
 
-def _decode_plain(data: bytes, publish_us: int) -> _EventFields:
+def _field_time(value: object, publish_us: int) -> int:
+    """A plain-JSON event's time from its time field: the field's RFC 3339 string,
+    else (absent, not a string, not RFC 3339) the publish time. Never a refusal:
+    the payload, field included, is kept as it came."""
+    if type(value) is str:
+        with contextlib.suppress(ValueError):
+            return parse_rfc3339_micros(value)
+    return publish_us
+
+
+def _decode_plain(data: bytes, publish_us: int, time_field: str | None) -> _EventFields:
     if not data:
         raise _RejectedError(ReasonCode.EMPTY_PAYLOAD, "the message has no data")
     value = _parse_json(data)
@@ -620,7 +727,7 @@ def _decode_plain(data: bytes, publish_us: int) -> _EventFields:
     data_text = _canonical(value, _bracket_count(data))
     return (
         event_id_of_canonical(data_text),
-        publish_us,
+        publish_us if time_field is None else _field_time(value.get(time_field), publish_us),
         None,
         None,
         None,
@@ -643,17 +750,14 @@ def _is_binary_mode(attributes: Mapping[str, str]) -> bool:
 
 
 def _decode_fields(
-    data: bytes,
-    attributes: Mapping[str, str],
-    publish_us: int,
-    max_bytes: int,
-    earliest_day: int | None,
-    latest_day: int | None,
+    data: bytes, attributes: Mapping[str, str], publish_us: int, limits: _Limits
 ) -> tuple[_EventFields, int]:
     """The event's fields and its ``event_date`` (days since the epoch)."""
     size = len(data)
-    if size > max_bytes:
-        raise _RejectedError(ReasonCode.PAYLOAD_TOO_LARGE, f"{size} bytes > max_bytes {max_bytes}")
+    if size > limits.max_bytes:
+        raise _RejectedError(
+            ReasonCode.PAYLOAD_TOO_LARGE, f"{size} bytes > max_bytes {limits.max_bytes}"
+        )
     content_type = attributes.get("content-type")
     if content_type is not None and (
         content_type == STRUCTURED_MEDIA_TYPE or _media_type(content_type) == STRUCTURED_MEDIA_TYPE
@@ -662,18 +766,11 @@ def _decode_fields(
     elif _is_binary_mode(attributes):
         fields = _decode_binary(data, attributes, publish_us)
     else:
-        fields = _decode_plain(data, publish_us)
-    event_day = fields[1] // _DAY_US
-    if (earliest_day is not None and event_day < earliest_day) or (
-        latest_day is not None and event_day > latest_day
-    ):
-        earliest = "-inf" if earliest_day is None else _date_of_day(earliest_day).isoformat()
-        latest = "+inf" if latest_day is None else _date_of_day(latest_day).isoformat()
-        raise _RejectedError(
-            ReasonCode.EVENT_DATE_OUT_OF_RANGE,
-            f"event_date {_date_of_day(event_day).isoformat()} is outside [{earliest}, {latest}]",
-        )
-    return fields, event_day
+        fields = _decode_plain(data, publish_us, limits.time_field)
+    event_us = fields[1]
+    if event_us < limits.earliest_us or (event_us > limits.latest_us and limits.too_late(event_us)):
+        raise limits.out_of_range(event_us)
+    return fields, event_us // _DAY_US
 
 
 def _attributes_json(attributes: Mapping[str, str]) -> str:
@@ -683,19 +780,14 @@ def _attributes_json(attributes: Mapping[str, str]) -> str:
 
 
 def _decode_row(
-    msg: RawFields,
-    max_bytes: int,
-    earliest_day: int | None,
-    latest_day: int | None,
+    msg: RawFields, limits: _Limits
 ) -> tuple[_EventRow, None] | tuple[None, _QuarantineRow]:
     """Decode one message into an event row or a quarantine row. Never raises."""
     data, attributes, message_id, publish_us, _ = msg
     attributes_json = "{}"
     try:
         attributes_json = _attributes_json(attributes)
-        fields, event_day = _decode_fields(
-            data, attributes, publish_us, max_bytes, earliest_day, latest_day
-        )
+        fields, event_day = _decode_fields(data, attributes, publish_us, limits)
     except _RejectedError as exc:
         rejected = exc
     except Exception as exc:  # noqa: BLE001
@@ -741,16 +833,21 @@ def decode_message(
     *,
     max_bytes: int,
     earliest_date: date | None = None,
-    latest_date: date | None = None,
+    future_skew_seconds: float | None = None,
+    event_time_field: str | None = None,
+    clock: Clock = wall_clock_us,
 ) -> DecodedEvent | QuarantineRecord:
     """Decode one pulled message into an event or a quarantine record; never raises.
 
-    ``earliest_date``/``latest_date`` (inclusive) bound the accepted
-    ``event_date``, so a wild clock cannot create far-away partitions.
+    The accepted range, so a wild clock cannot create far-away partitions:
+    ``event_date`` from ``earliest_date`` on (inclusive), and, unless
+    ``future_skew_seconds`` is None, ``event_time`` at most that many seconds after
+    ``clock()`` as read at decode time. ``event_time_field`` names the top-level
+    payload field whose RFC 3339 string dates a plain-JSON message (see the module
+    docstring). Bad arguments (a negative skew) raise ``ValueError``.
     """
-    event, rejected = _decode_row(
-        _raw(msg), max_bytes, _epoch_day(earliest_date), _epoch_day(latest_date)
-    )
+    limits = _Limits(max_bytes, earliest_date, future_skew_seconds, clock, event_time_field)
+    event, rejected = _decode_row(_raw(msg), limits)
     # Rows are fully typed by construction, so skip re-validation.
     if event is not None:
         values: dict[str, Any] = dict(zip(DecodedEvent.model_fields, event, strict=True))
@@ -779,23 +876,20 @@ def decode_batch(
     *,
     max_bytes: int,
     earliest_date: date | None = None,
-    latest_date: date | None = None,
+    future_skew_seconds: float | None = None,
+    event_time_field: str | None = None,
+    clock: Clock = wall_clock_us,
 ) -> DecodedBatch:
     """Decode many messages into Arrow tables, column-wise.
 
-    Row for row the same as :func:`decode_message` on each message, in input
-    order, without building a pydantic model per message.
+    Row for row the same as :func:`decode_message` on each message (with the same
+    clock readings), in input order, without building a pydantic model per message.
     """
-    earliest_day, latest_day = _epoch_day(earliest_date), _epoch_day(latest_date)
+    limits = _Limits(max_bytes, earliest_date, future_skew_seconds, clock, event_time_field)
     events: list[_EventRow] = []
     quarantine: list[_QuarantineRow] = []
     for msg in messages:
-        event, rejected = _decode_row(
-            _raw(msg) if isinstance(msg, PulledMessage) else msg,
-            max_bytes,
-            earliest_day,
-            latest_day,
-        )
+        event, rejected = _decode_row(_raw(msg) if isinstance(msg, PulledMessage) else msg, limits)
         if event is not None:
             events.append(event)
         else:
@@ -929,7 +1023,9 @@ def decode_push_envelope(
     *,
     max_bytes: int,
     earliest_date: date | None = None,
-    latest_date: date | None = None,
+    future_skew_seconds: float | None = None,
+    event_time_field: str | None = None,
+    clock: Clock = wall_clock_us,
 ) -> DecodedEvent | QuarantineRecord:
     """Decode a Pub/Sub push request body (the seed's input); never raises.
 
@@ -950,5 +1046,10 @@ def decode_push_envelope(
             reason=rejected.reason,
         )
     return decode_message(
-        msg, max_bytes=max_bytes, earliest_date=earliest_date, latest_date=latest_date
+        msg,
+        max_bytes=max_bytes,
+        earliest_date=earliest_date,
+        future_skew_seconds=future_skew_seconds,
+        event_time_field=event_time_field,
+        clock=clock,
     )

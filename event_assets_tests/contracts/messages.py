@@ -35,12 +35,14 @@ def _order_attrs(ce_id: str, when: datetime) -> dict[str, str]:
 
 
 def contract_messages(now: datetime | None = None) -> ContractMessages:
-    """30 demo events (10 orders over three days, 10 payments, 10 people today) plus bad ones."""
+    """30 demo events (10 orders over the two days before today, 10 payments, 10 people
+    today) plus bad ones."""
     now = now or datetime.now(UTC)
     today = now.date()
     out = ContractMessages(messages=list(demo_messages(30, day=now)))
-    for i in range(0, 30, 3):  # demo orders: i // 3 % 3 days back
-        out.expect("order_created_v1", (today - timedelta(days=(i // 3) % 3)).isoformat(), rows=1)
+    for i in range(0, 30, 3):  # demo orders: 1 + i // 3 % 2 days back
+        day = today - timedelta(days=1 + (i // 3) % 2)
+        out.expect("order_created_v1", day.isoformat(), rows=1)
     out.expect("person_v1", today.isoformat(), rows=10)  # plain JSON, dated by publish time
 
     early = datetime.combine(today, datetime.min.time(), UTC) + timedelta(minutes=1)

@@ -125,7 +125,9 @@ def test_adding_an_optional_field_adds_a_column(
     lake = lake_of(settings)
     today = datetime.now(UTC).date()
     older = (today - timedelta(days=2)).isoformat()
-    assert apply_contract(lake, ORDERS, older, type_attribute="event_type").rows == 3
+    expected_rows = published.expected[(ORDERS.name, older)][0]
+    assert expected_rows > 0
+    assert apply_contract(lake, ORDERS, older, type_attribute="event_type").rows == expected_rows
     evolved = Contract(
         name=ORDERS.name, model=OrderCreatedWithCoupon, event_types=ORDERS.event_types
     )
@@ -133,12 +135,12 @@ def test_adding_an_optional_field_adds_a_column(
     assert result.added_columns == ("coupon", "discount_cents")
     schema = DeltaTable(contract_table_uri(lake, ORDERS)).schema().to_arrow()
     assert "coupon" in pa.schema(schema).names
-    assert _day(lake, ORDERS, older)["coupon"].null_count == 3  # rows written before: null
+    assert _day(lake, ORDERS, older)["coupon"].null_count == expected_rows  # written before
     assert _day(lake, ORDERS, today.isoformat()).num_rows == result.rows
     # The old model still writes (the new columns null): evolving is not a one-way door.
     again = apply_contract(lake, ORDERS, older, type_attribute="event_type")
     assert again.added_columns == ()
-    assert _day(lake, ORDERS, older)["discount_cents"].null_count == 3
+    assert _day(lake, ORDERS, older)["discount_cents"].null_count == expected_rows
 
 
 class TotalAsText(BaseModel):

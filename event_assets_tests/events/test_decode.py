@@ -28,7 +28,7 @@ from event_assets.events import (
     event_id_of,
     parse_rfc3339,
 )
-from event_assets.events.decode import from_micros, parse_rfc3339_micros, to_micros
+from event_assets.events.decode import FixedClock, from_micros, parse_rfc3339_micros, to_micros
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
 MAX_BYTES = 1_000_000
@@ -242,21 +242,203 @@ def test_not_an_object(payload: bytes, kind: str) -> None:
 
 
 def test_event_date_out_of_range() -> None:
-    message = msg(b'{"a": 1}')
-    kwargs: dict[str, Any] = {"earliest_date": date(2025, 11, 1), "latest_date": date(2025, 11, 24)}
-    assert isinstance(decode(message, **kwargs), DecodedEvent)
+    message = msg(b'{"a": 1}')  # published 2025-11-24T10:00:00Z
+    kwargs: dict[str, Any] = {
+        "earliest_date": date(2025, 11, 24),
+        "future_skew_seconds": 0,
+        "clock": FixedClock(to_micros(PUBLISH)),
+    }
+    assert isinstance(decode(message, **kwargs), DecodedEvent)  # both bounds inclusive
     record = quarantine_of(
         decode(message, earliest_date=date(2025, 11, 25)), ReasonCode.EVENT_DATE_OUT_OF_RANGE
     )
     assert record.reason == (
-        "event_date_out_of_range: event_date 2025-11-24 is outside [2025-11-25, +inf]"
+        "event_date_out_of_range: event_date 2025-11-24 is before the earliest accepted date "
+        "2025-11-25"
     )
     record = quarantine_of(
-        decode(message, earliest_date=date(2025, 1, 1), latest_date=date(2025, 11, 23)),
+        decode(
+            message,
+            earliest_date=date(2025, 1, 1),
+            future_skew_seconds=300,
+            clock=FixedClock(to_micros(PUBLISH - timedelta(seconds=300, microseconds=1))),
+        ),
         ReasonCode.EVENT_DATE_OUT_OF_RANGE,
     )
-    assert "2025-11-24" in record.reason
-    assert "[2025-01-01, 2025-11-23]" in record.reason
+    assert record.reason == (
+        "event_date_out_of_range: event_time 2025-11-24T10:00:00Z is after the latest accepted "
+        "time 2025-11-24T09:59:59.999999Z (the clock + 300 s of future skew)"
+    )
+
+
+def test_no_future_skew_means_no_upper_bound() -> None:
+    far = msg(b'{"a": 1}', publish_time=datetime(9999, 12, 31, tzinfo=UTC))
+    assert event_of(decode(far, clock=FixedClock(0))).event_date == date(9999, 12, 31)
+
+
+def test_a_negative_future_skew_is_refused() -> None:
+    with pytest.raises(ValueError, match="future_skew_seconds must be >= 0"):
+        decode(msg(b"{}"), future_skew_seconds=-1)
+
+
+# --------------------------------------------------------------------------- midnight and clocks
+
+MIDNIGHT = datetime(2025, 11, 25, tzinfo=UTC)
+ROUND_START = MIDNIGHT - timedelta(seconds=2)  # 23:59:58, when the old date bound was fixed
+
+
+class SteppingClock:
+    """Reads each of `readings` in turn, then the last one forever; counts its reads."""
+
+    def __init__(self, *readings: datetime) -> None:
+        self.readings = [to_micros(t) for t in readings]
+        self.reads = 0
+
+    def __call__(self) -> int:
+        value = self.readings[min(self.reads, len(self.readings) - 1)]
+        self.reads += 1
+        return value
+
+
+def _stamped(when: datetime, message_id: str = "m-1") -> PulledMessage:
+    """A binary-mode CloudEvent timed `when`, published at the round's start."""
+    context = {**CONTEXT, "id": message_id, "time": when.isoformat()}
+    return msg(b"{}", binary_attrs(context), message_id=message_id, publish_time=ROUND_START)
+
+
+def test_an_event_after_midnight_in_a_round_that_began_before_it_is_accepted() -> None:
+    """The round began at 23:59:58; the event, stamped 00:00:03, is decoded at 00:00:05.
+    Even with no skew allowance it is accepted, in its own day's partition: the clock
+    is read as the message is decoded."""
+    after_midnight = MIDNIGHT + timedelta(seconds=3)
+    clock = SteppingClock(ROUND_START, MIDNIGHT + timedelta(seconds=5))
+    batch = decode_batch(
+        [_stamped(ROUND_START, "before"), _stamped(after_midnight, "after")],
+        max_bytes=MAX_BYTES,
+        earliest_date=date(2020, 1, 1),
+        future_skew_seconds=0,
+        clock=clock,
+    )
+    assert batch.quarantine.num_rows == 0
+    assert batch.events["message_id"].to_pylist() == ["before", "after"]
+    assert batch.events["event_date"].to_pylist() == [date(2025, 11, 24), date(2025, 11, 25)]
+    assert batch.events["event_time"].to_pylist() == [ROUND_START, after_midnight]
+    # The batch's first reading, and one more for the event past it: not one per message.
+    assert clock.reads == 2
+
+
+def test_the_clock_is_read_again_only_for_an_event_past_the_bound() -> None:
+    clock = SteppingClock(ROUND_START)
+    messages = [_stamped(ROUND_START - timedelta(seconds=n), str(n)) for n in range(50)]
+    batch = decode_batch(messages, max_bytes=MAX_BYTES, future_skew_seconds=0, clock=clock)
+    assert batch.events.num_rows == 50
+    assert clock.reads == 1
+
+
+def test_the_skew_allowance_accepts_tomorrow_shortly_before_midnight() -> None:
+    """Decoded at 23:59:58 with the default 300 s allowance: an event of 00:04:58
+    is accepted (dated tomorrow), one of 00:04:58.000001 is not."""
+    clock = FixedClock(to_micros(ROUND_START))
+    limit = ROUND_START + timedelta(seconds=300)
+    accepted = event_of(decode(_stamped(limit), future_skew_seconds=300, clock=clock))
+    assert accepted.event_date == date(2025, 11, 25)
+    record = quarantine_of(
+        decode(_stamped(limit + timedelta(microseconds=1)), future_skew_seconds=300, clock=clock),
+        ReasonCode.EVENT_DATE_OUT_OF_RANGE,
+    )
+    assert record.reason == (
+        "event_date_out_of_range: event_time 2025-11-25T00:04:58.000001Z is after the latest "
+        "accepted time 2025-11-25T00:04:58Z (the clock + 300 s of future skew)"
+    )
+    assert record.message_id == "m-1"
+    assert record.payload == b"{}"
+
+
+def test_beyond_the_skew_allowance_is_quarantined_even_when_the_clock_moves_on() -> None:
+    """Re-reading the clock never lets an event further ahead than the allowance in."""
+    clock = SteppingClock(ROUND_START, MIDNIGHT + timedelta(seconds=5))
+    batch = decode_batch(
+        [
+            _stamped(MIDNIGHT + timedelta(seconds=3), "ok"),
+            _stamped(MIDNIGHT + timedelta(seconds=10), "ahead"),
+        ],
+        max_bytes=MAX_BYTES,
+        future_skew_seconds=4,
+        clock=clock,
+    )
+    assert batch.events["message_id"].to_pylist() == ["ok"]
+    assert batch.quarantine["message_id"].to_pylist() == ["ahead"]
+    assert batch.quarantine["reason_code"].to_pylist() == ["event_date_out_of_range"]
+    assert batch.quarantine["reason"].to_pylist() == [
+        "event_date_out_of_range: event_time 2025-11-25T00:00:10Z is after the latest accepted "
+        "time 2025-11-25T00:00:09Z (the clock + 4 s of future skew)"
+    ]
+
+
+# --------------------------------------------------------------------------- event time field
+
+TIME_FIELD = "occurred_at"
+
+
+def test_a_time_field_dates_plain_json_without_changing_its_identity() -> None:
+    payload = {"order": 7, TIME_FIELD: "2025-11-20T23:30:00-02:00"}  # 2025-11-21 in UTC
+    message = msg(json.dumps(payload))
+    event = event_of(decode(message, event_time_field=TIME_FIELD))
+    assert event.event_time == datetime(2025, 11, 21, 1, 30, tzinfo=UTC)
+    assert event.event_date == date(2025, 11, 21)
+    assert event.publish_time == PUBLISH
+    assert event.event_id == seed_generate_unique_id(payload)
+    assert event.event_id == event_of(decode(message)).event_id  # dated by publish time
+    assert event_of(decode(message)).event_date == date(2025, 11, 24)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(None, id="absent"),
+        pytest.param("2025-11-20", id="a-date"),
+        pytest.param("yesterday", id="not-a-time"),
+        pytest.param("2025-11-20T10:00:00", id="no-offset"),
+        pytest.param("2025-02-30T00:00:00Z", id="no-such-day"),
+        pytest.param(1763600000, id="a-number"),
+        pytest.param({"at": "2025-11-20T00:00:00Z"}, id="an-object"),
+        pytest.param("\ud800", id="lone-surrogate"),
+    ],
+)
+def test_a_missing_or_invalid_time_field_falls_back_to_publish_time(value: object) -> None:
+    payload: dict[str, Any] = {"order": 7}
+    if value is not None:
+        payload[TIME_FIELD] = value
+    event = event_of(decode(msg(json.dumps(payload)), event_time_field=TIME_FIELD))
+    assert event.event_time == PUBLISH
+    assert event.event_date == date(2025, 11, 24)
+
+
+def test_a_time_field_only_counts_at_the_top_level_of_plain_json() -> None:
+    nested = msg(json.dumps({"inner": {TIME_FIELD: "2025-11-20T00:00:00Z"}}))
+    assert event_of(decode(nested, event_time_field=TIME_FIELD)).event_time == PUBLISH
+    # A CloudEvent is dated by its `time` (else publish time), never by its data.
+    data = json.dumps({TIME_FIELD: "2025-11-20T00:00:00Z"})
+    binary = msg(data, binary_attrs({**CONTEXT, "datacontenttype": "application/json"}))
+    assert event_of(decode(binary, event_time_field=TIME_FIELD)).event_time == PUBLISH
+    structured = msg(
+        json.dumps({**CONTEXT, "data": {TIME_FIELD: "2025-11-20T00:00:00Z"}}), STRUCTURED
+    )
+    assert event_of(decode(structured, event_time_field=TIME_FIELD)).event_time == PUBLISH
+
+
+def test_a_time_field_is_bounded_like_any_event_time() -> None:
+    clock = FixedClock(to_micros(ROUND_START))
+    ahead = msg(json.dumps({TIME_FIELD: "2025-11-25T00:05:00Z"}), publish_time=ROUND_START)
+    quarantine_of(
+        decode(ahead, event_time_field=TIME_FIELD, future_skew_seconds=300, clock=clock),
+        ReasonCode.EVENT_DATE_OUT_OF_RANGE,
+    )
+    old = msg(json.dumps({TIME_FIELD: "2019-12-31T23:59:59Z"}))
+    quarantine_of(
+        decode(old, event_time_field=TIME_FIELD, earliest_date=date(2020, 1, 1)),
+        ReasonCode.EVENT_DATE_OUT_OF_RANGE,
+    )
 
 
 def test_reason_is_truncated() -> None:
@@ -400,7 +582,11 @@ def test_event_time_defaults_to_publish_time() -> None:
 def test_ce_time_drives_the_date_range_check() -> None:
     context = {**CONTEXT, "time": "2025-11-24T23:30:00-02:00"}  # 2025-11-25 in UTC
     quarantine_of(
-        decode(msg(b"{}", binary_attrs(context)), latest_date=date(2025, 11, 24)),
+        decode(
+            msg(b"{}", binary_attrs(context)),
+            future_skew_seconds=300,
+            clock=FixedClock(to_micros(datetime(2025, 11, 24, 23, 59, tzinfo=UTC))),
+        ),
         ReasonCode.EVENT_DATE_OUT_OF_RANGE,
     )
 
