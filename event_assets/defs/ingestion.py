@@ -15,7 +15,7 @@ from pydantic import Field
 from event_assets.ingest import drain, merge_partition, partition_range
 from event_assets.pubsub.client import PubSubUnavailableError, Subscription
 from event_assets.settings import Settings, SettingsError
-from event_assets.storage.landing import batch_time, pending_by_day
+from event_assets.storage.landing import pending_by_day
 
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
@@ -23,13 +23,8 @@ from .resources import EventAssetsResource
 OWNER = "team:data-platform"
 INGEST_JOB = "events_ingest_job"
 PENDING_TAG = "event_assets/pending_batches"
-# Runs of a day that will still list its pending batches, and runs that are merging.
+# Runs of a day that will still list its pending batches when they start.
 _WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
-_RUNNING = (
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-)
 _ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 MAX_RETRY_DELAY = timedelta(hours=1)
 
@@ -165,8 +160,10 @@ def merge_request(
     """A run for a day with pending batches, unless one is coming anyway.
 
     None while a run of the day waits in the queue (it will list every pending
-    batch when it starts), while a running one started after the newest pending
-    batch landed (it lists them), or while the back-off after a failed run lasts. The
+    batch when it starts) or while the back-off after a failed run lasts. A running
+    run does not hold a request back: it may have listed its batches before the
+    newest landed, and its worker may be dead (a queued successor costs one
+    process start, a missed batch a day). The
     run key counts the day's runs, so it never repeats: Dagster skips a key that
     already has a run forever, even a failed one, and a failed run must be re-tried.
     """
@@ -175,10 +172,6 @@ def merge_request(
     records = instance.get_run_records(runs, limit=50)
     statuses = [r.dagster_run.status for r in records]  # newest first
     if any(s in _WAITING for s in statuses):
-        return None
-    newest = batch_time(pending[-1])
-    running = [r for r in records if r.dagster_run.status in _RUNNING]
-    if running and all(r.start_time is None or r.start_time > newest.timestamp() for r in running):
         return None
     failures = 0
     for status in statuses:

@@ -63,7 +63,11 @@ def main() -> int:
                 "-p",
                 str(PORT),
             ],
-            cwd=root,
+            # From DAGSTER_HOME, where our dagster.yaml is: run from the repository,
+            # `dagster dev` warns that the dagster.yaml it sees there "will not be used".
+            cwd=home,
+            # `dagster dev` still works on our pin; its "use dg dev" notice is noise here.
+            env={**os.environ, "PYTHONWARNINGS": "ignore::FutureWarning"},
         )
         signal.signal(signal.SIGTERM, lambda *_: dagster.send_signal(signal.SIGINT))
         try:

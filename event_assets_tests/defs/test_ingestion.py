@@ -139,7 +139,7 @@ def test_at_most_one_queued_run_per_day(settings: Settings, instance: dg.Dagster
     assert pending_batches(lake_of(settings), date.fromisoformat(today))
 
 
-def test_a_running_run_that_started_before_a_batch_landed_gets_a_successor(
+def test_a_running_run_gets_one_queued_successor(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
@@ -153,12 +153,8 @@ def test_a_running_run_that_started_before_a_batch_landed_gets_a_successor(
     )
     now = datetime.now(UTC)
     _record(instance, run, dg.DagsterEventType.RUN_START, now)
-    # Started after the batch landed: it lists the batch itself.
-    assert merge_request(instance, load_settings(), today, pending, now) is None
-    # A batch landed after it started: one more run, queued behind it.
-    later = [*pending[:-1], pending[-1].replace("/2", "/3", 1)]
-    request = merge_request(instance, load_settings(), today, later, now + timedelta(days=400))
-    assert request is not None
+    # It may have listed its batches before the newest landed (or its worker died).
+    assert merge_request(instance, load_settings(), today, pending, now) is not None
 
 
 def _record(
