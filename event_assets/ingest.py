@@ -19,12 +19,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import cast
 
-import logfire
 import pyarrow as pa
 
 from event_assets.decode_pool import DecodeOptions, Decoder
 from event_assets.faults import checkpoint
-from event_assets.observability import record_merge, record_pull
+from event_assets.observability import logfire_span, record_merge, record_pull
 from event_assets.pubsub.client import PendingPull, RawPull, Subscription
 from event_assets.settings import Settings
 from event_assets.storage.checks import CheckOutcome, MergeAudit
@@ -113,7 +112,7 @@ def pull_round(
 
     Nothing is acked before it is durable: a crash anywhere here means redelivery.
     """
-    with logfire.span("pull_round {subscription}", subscription=subscription.path):
+    with logfire_span("pull_round {subscription}", subscription=subscription.path):
         return land_round(
             settings, subscription, lake, pull_decoded(settings, subscription, now=now), now=now
         )
@@ -155,7 +154,7 @@ def land_round(
 
     Nothing is acked before it is durable: a crash anywhere here means redelivery.
     """
-    with logfire.span("land_round {subscription}", subscription=subscription.path) as span:
+    with logfire_span("land_round {subscription}", subscription=subscription.path) as span:
         result = _land_round(settings, subscription, lake, pulled, now=now)
         span.set_attributes(
             {"pulled": result.pulled, "landed": result.landed, "quarantined": result.quarantined}
@@ -376,7 +375,7 @@ def merge_partition(
     """
     if pending:
         paths = pending_batches(lake, partition)
-    with logfire.span("merge_partition {partition}", partition=partition.isoformat()) as span:
+    with logfire_span("merge_partition {partition}", partition=partition.isoformat()) as span:
         merged = _merge_partition(settings, lake, partition, paths)
         span.set_attributes(
             {

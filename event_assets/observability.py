@@ -4,18 +4,26 @@ The token is looked up once at start-up: from Secret Manager when
 `LOGFIRE_SECRET_NAME` is set (production), else `LOGFIRE_TOKEN`, else none, and
 then Logfire stays local and sends nothing. The token only ever lives in a
 `SecretStr` and in Logfire's exporter; errors name the secret, never its value.
+
+Logfire (with OpenTelemetry, ~0.6 s of imports) is imported when there is a token
+to send with, else at the first span or metric: a process that only loads the
+code location, or a CLI command that records nothing, does not pay for it.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from typing import Any, Protocol
+from functools import cache
+from typing import TYPE_CHECKING, Any, Protocol
 
-import logfire
-from google.api_core import exceptions as gexc
 from pydantic import SecretStr
 
 from event_assets.settings import Settings
+
+if TYPE_CHECKING:
+    from logfire import Logfire, LogfireSpan
+    from opentelemetry.metrics import Counter, Histogram
 
 SERVICE_NAME = "event-assets"
 
@@ -47,6 +55,8 @@ def resolve_logfire_token(
     """Secret Manager if LOGFIRE_SECRET_NAME is set, else LOGFIRE_TOKEN, else None."""
     if not settings.LOGFIRE_SECRET_NAME:
         return settings.LOGFIRE_TOKEN
+    from google.api_core import exceptions as gexc
+
     path = secret_version_path(settings, settings.LOGFIRE_SECRET_NAME)
     try:
         response = secret_client().access_secret_version(request={"name": path})
@@ -61,41 +71,75 @@ def resolve_logfire_token(
     return SecretStr(token)
 
 
+_LOCK = threading.Lock()
+# logfire.configure() arguments of a process that sends nothing, applied at first use.
+_deferred: dict[str, Any] | None = None
+
+
 def configure_observability(
     settings: Settings, secret_client: Callable[[], _SecretClient] = _default_secret_client
 ) -> bool:
-    """Configure Logfire for this process; returns whether data is sent anywhere."""
+    """Configure Logfire for this process; returns whether data is sent anywhere.
+
+    Without a token nothing is sent, so configuring waits for the first span or
+    metric (see `_logfire`) and Logfire is not imported until then.
+    """
+    global _deferred
     token = resolve_logfire_token(settings, secret_client)
-    logfire.configure(
-        token=token.get_secret_value() if token else None,
-        send_to_logfire=token is not None,
-        service_name=SERVICE_NAME,
-        console=False,
-        inspect_arguments=False,
-    )
+    options: dict[str, Any] = {
+        "token": token.get_secret_value() if token else None,
+        "send_to_logfire": token is not None,
+        "service_name": SERVICE_NAME,
+        "console": False,
+        "inspect_arguments": False,
+    }
+    with _LOCK:
+        _deferred = None if token else options
+    if token:
+        import logfire
+
+        logfire.configure(**options)
     return token is not None
 
 
-_pulled = logfire.metric_counter("event_assets.pulled", unit="1", description="messages pulled")
-_landed = logfire.metric_counter("event_assets.landed", unit="1", description="events landed")
-_quarantined = logfire.metric_counter(
-    "event_assets.quarantined", unit="1", description="messages quarantined"
-)
-_inserted = logfire.metric_counter("event_assets.inserted", unit="1", description="rows inserted")
-_duplicates = logfire.metric_counter(
-    "event_assets.duplicates", unit="1", description="duplicate rows skipped"
-)
-_seconds = logfire.metric_histogram("event_assets.seconds", unit="s", description="step duration")
+def _logfire() -> Logfire:
+    """Logfire, configured first if `configure_observability` deferred it."""
+    global _deferred
+    import logfire
+
+    if _deferred is not None:
+        with _LOCK:
+            if _deferred is not None:
+                logfire.configure(**_deferred)
+                _deferred = None
+    return logfire.DEFAULT_LOGFIRE_INSTANCE
+
+
+def logfire_span(msg_template: str, /, **attributes: Any) -> LogfireSpan:
+    """`logfire.span`; Logfire is imported at the first span."""
+    return _logfire().span(msg_template, **attributes)
+
+
+@cache
+def _counter(name: str, description: str) -> Counter:
+    return _logfire().metric_counter(f"event_assets.{name}", unit="1", description=description)
+
+
+@cache
+def _seconds() -> Histogram:
+    return _logfire().metric_histogram(
+        "event_assets.seconds", unit="s", description="step duration"
+    )
 
 
 def record_pull(pulled: int, landed: int, quarantined: int, seconds: float) -> None:
-    _pulled.add(pulled)
-    _landed.add(landed)
-    _quarantined.add(quarantined)
-    _seconds.record(seconds, {"step": "pull_round"})
+    _counter("pulled", "messages pulled").add(pulled)
+    _counter("landed", "events landed").add(landed)
+    _counter("quarantined", "messages quarantined").add(quarantined)
+    _seconds().record(seconds, {"step": "pull_round"})
 
 
 def record_merge(partition: str, inserted: int, duplicates: int, seconds: float) -> None:
-    _inserted.add(inserted, {"partition": partition})
-    _duplicates.add(duplicates, {"partition": partition})
-    _seconds.record(seconds, {"step": "merge_partition"})
+    _counter("inserted", "rows inserted").add(inserted, {"partition": partition})
+    _counter("duplicates", "duplicate rows skipped").add(duplicates, {"partition": partition})
+    _seconds().record(seconds, {"step": "merge_partition"})
