@@ -104,7 +104,8 @@ def _pool(workers: int) -> ProcessPoolExecutor:
             if _POOL is not None:
                 _POOL.shutdown(wait=False, cancel_futures=True)
             context = multiprocessing.get_context("forkserver")
-            context.set_forkserver_preload([__name__])
+            # The client imports its protobuf classes at first use: workers get them forked.
+            context.set_forkserver_preload([__name__, "google.pubsub_v1.types"])
             _POOL = ProcessPoolExecutor(
                 workers,
                 mp_context=context,

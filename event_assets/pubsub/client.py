@@ -6,6 +6,10 @@ streaming `subscribe()` API manages 7-8k/s (proto-plus wrapping per message is
 the cost). The channel has no receive limit, as in production, so a pull of many
 large messages is never refused (a refused pull makes its messages poison). With
 `PUBSUB_EMULATOR_HOST` set the same code talks to an emulator over plaintext.
+
+gRPC and the client library (~0.6 s of imports) are imported at the first
+channel or message, not with this module: the code location imports it, and
+most of its processes never talk to Pub/Sub.
 """
 
 from __future__ import annotations
@@ -14,14 +18,9 @@ import contextlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-import grpc
-from google.api_core import exceptions as gexc
-from google.cloud import pubsub_v1  # type: ignore[attr-defined]
-from google.pubsub_v1 import types
-from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
-from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -32,27 +31,56 @@ from tenacity import (
 from event_assets.events.decode import RawFields, RawMessage
 from event_assets.settings import Settings
 
+if TYPE_CHECKING:
+    import grpc
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+
 PUBSUB_HOST = "pubsub.googleapis.com:443"
 _SCOPES = ("https://www.googleapis.com/auth/pubsub",)
 _CHANNEL_OPTIONS = [
     ("grpc.max_receive_message_length", -1),
     ("grpc.max_send_message_length", -1),
 ]
-_RETRYABLE = {
-    grpc.StatusCode.UNAVAILABLE,
-    grpc.StatusCode.DEADLINE_EXCEEDED,
-    grpc.StatusCode.RESOURCE_EXHAUSTED,
-    grpc.StatusCode.ABORTED,
-    grpc.StatusCode.INTERNAL,
-    grpc.StatusCode.UNKNOWN,
-}
 _ACK_CHUNK = 1000
 _ACKS_IN_FLIGHT = 8
 
-_PullRequest: Any = types.PullRequest.pb()
-_PullResponse: Any = types.PullResponse.pb()
-_AckRequest: Any = types.AcknowledgeRequest.pb()
-_ModAckRequest: Any = types.ModifyAckDeadlineRequest.pb()
+
+class _Protos(NamedTuple):
+    """The raw protobuf classes under the client library's proto-plus types."""
+
+    PullRequest: Any
+    PullResponse: Any
+    AcknowledgeRequest: Any
+    ModifyAckDeadlineRequest: Any
+
+
+@cache
+def _protos() -> _Protos:
+    from google.pubsub_v1 import types
+
+    return _Protos(
+        types.PullRequest.pb(),
+        types.PullResponse.pb(),
+        types.AcknowledgeRequest.pb(),
+        types.ModifyAckDeadlineRequest.pb(),
+    )
+
+
+@cache
+def _retryable() -> frozenset[grpc.StatusCode]:
+    import grpc
+
+    code = grpc.StatusCode
+    return frozenset(
+        {
+            code.UNAVAILABLE,
+            code.DEADLINE_EXCEEDED,
+            code.RESOURCE_EXHAUSTED,
+            code.ABORTED,
+            code.INTERNAL,
+            code.UNKNOWN,
+        }
+    )
 
 
 class PubSubUnavailableError(RuntimeError):
@@ -60,13 +88,20 @@ class PubSubUnavailableError(RuntimeError):
 
 
 def _is_retryable(exc: BaseException) -> bool:
-    return isinstance(exc, grpc.RpcError) and exc.code() in _RETRYABLE
+    import grpc
+
+    return isinstance(exc, grpc.RpcError) and exc.code() in _retryable()
 
 
 def make_channel(settings: Settings, *, publisher: bool = False) -> grpc.Channel:
     """A channel to the emulator (plaintext) or to Pub/Sub (ADC credentials)."""
+    import grpc
+
     if settings.PUBSUB_EMULATOR_HOST:
         return grpc.insecure_channel(settings.PUBSUB_EMULATOR_HOST, options=_CHANNEL_OPTIONS)
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
     transport = PublisherGrpcTransport if publisher else SubscriberGrpcTransport
     channel: grpc.Channel = transport.create_channel(
         PUBSUB_HOST, scopes=_SCOPES, options=_CHANNEL_OPTIONS
@@ -105,7 +140,7 @@ def messages_of(payload: bytes) -> list[RawFields]:
         return []
     return [
         (m.data, dict(m.attributes), m.message_id, m.publish_time.ToMicroseconds(), m.ordering_key)
-        for m in (r.message for r in _PullResponse.FromString(payload).received_messages)
+        for m in (r.message for r in _protos().PullResponse.FromString(payload).received_messages)
     ]
 
 
@@ -118,19 +153,20 @@ class Subscription:
         self.path = settings.subscription_path
         self._channel = make_channel(settings)
         self._attempts = attempts
+        self._protos = protos = _protos()
         self._pull_bytes = self._channel.unary_unary(
             "/google.pubsub.v1.Subscriber/Pull",
-            request_serializer=_PullRequest.SerializeToString,
+            request_serializer=protos.PullRequest.SerializeToString,
             response_deserializer=None,  # the serialized response, parsed where it is used
         )
         self._ack = self._channel.unary_unary(
             "/google.pubsub.v1.Subscriber/Acknowledge",
-            request_serializer=_AckRequest.SerializeToString,
+            request_serializer=protos.AcknowledgeRequest.SerializeToString,
             response_deserializer=empty_pb2.Empty.FromString,
         )
         self._modack = self._channel.unary_unary(
             "/google.pubsub.v1.Subscriber/ModifyAckDeadline",
-            request_serializer=_ModAckRequest.SerializeToString,
+            request_serializer=protos.ModifyAckDeadlineRequest.SerializeToString,
             response_deserializer=empty_pb2.Empty.FromString,
         )
 
@@ -144,6 +180,8 @@ class Subscription:
         self._channel.close()
 
     def _call(self, what: str, fn: Any, request: Any, timeout: float) -> Any:
+        import grpc
+
         try:
             for attempt in Retrying(
                 retry=retry_if_exception(_is_retryable),
@@ -178,19 +216,21 @@ class Subscription:
     def start_pull(self, max_messages: int, timeout: float = 5.0) -> PendingPull:
         """Issue one Pull RPC without waiting for it: several can be in flight, and
         gRPC waits for them without holding the GIL."""
-        request = _PullRequest(subscription=self.path, max_messages=max_messages)
+        request = self._protos.PullRequest(subscription=self.path, max_messages=max_messages)
         return PendingPull(
             self, request, self._pull_bytes.future(request, timeout=timeout), timeout
         )
 
     def _finish_pull(self, request: Any, future: Any, timeout: float) -> RawPull:
+        import grpc
+
         try:
             payload = future.result()
         except grpc.RpcError as exc:
             if exc.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 return RawPull([], b"", 0)
             payload = self._retry("pull", self._pull_bytes, request, exc, timeout)
-        received = _PullResponse.FromString(payload).received_messages
+        received = self._protos.PullResponse.FromString(payload).received_messages
         # The response's size stands for the bytes held (data, attributes, ids).
         return RawPull([r.ack_id for r in received], payload, len(payload))
 
@@ -204,14 +244,19 @@ class Subscription:
         self._in_chunks(
             "acknowledge",
             self._ack,
-            [_AckRequest(subscription=self.path, ack_ids=chunk) for chunk in _chunks(ack_ids)],
+            [
+                self._protos.AcknowledgeRequest(subscription=self.path, ack_ids=chunk)
+                for chunk in _chunks(ack_ids)
+            ],
             timeout,
         )
 
     def nack(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
         """Make messages available again now (ack deadline 0) instead of after expiry."""
         requests = [
-            _ModAckRequest(subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0)
+            self._protos.ModifyAckDeadlineRequest(
+                subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0
+            )
             for chunk in _chunks(ack_ids)
         ]
         self._in_chunks("modify_ack_deadline", self._modack, requests, timeout)
@@ -228,6 +273,8 @@ class Subscription:
             self._settle(what, fn, *in_flight.popleft(), timeout)
 
     def _settle(self, what: str, fn: Any, request: Any, future: Any, timeout: float) -> None:
+        import grpc
+
         try:
             future.result()
         except grpc.RpcError as exc:
@@ -258,12 +305,18 @@ class PendingPull:
 
 
 def publisher_client(settings: Settings) -> pubsub_v1.PublisherClient:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.pubsub_v1.services.publisher.transports import PublisherGrpcTransport
+
     batch = pubsub_v1.types.BatchSettings(max_messages=1000, max_bytes=9_000_000, max_latency=0.05)
     transport = PublisherGrpcTransport(channel=make_channel(settings, publisher=True))
     return pubsub_v1.PublisherClient(batch_settings=batch, transport=transport)
 
 
 def subscriber_client(settings: Settings) -> pubsub_v1.SubscriberClient:
+    from google.cloud import pubsub_v1  # type: ignore[attr-defined]
+    from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
+
     return pubsub_v1.SubscriberClient(
         transport=SubscriberGrpcTransport(channel=make_channel(settings))
     )
@@ -271,6 +324,8 @@ def subscriber_client(settings: Settings) -> pubsub_v1.SubscriberClient:
 
 def ensure_topic_and_subscription(settings: Settings) -> None:
     """Create the topic and subscription if missing (local use; Terraform owns production)."""
+    from google.api_core import exceptions as gexc
+
     publisher = publisher_client(settings)
     subscriber = subscriber_client(settings)
     try:
@@ -298,6 +353,8 @@ def publish(settings: Settings, messages: Iterable[tuple[bytes, dict[str, str]]]
     like one of `publish()`'s own parameters (e.g. `data`) cannot be passed to it
     as keywords, so it goes through the underlying Publish call as a message.
     """
+    from google.pubsub_v1 import types
+
     client = publisher_client(settings)
     try:
         results: list[Any] = []
