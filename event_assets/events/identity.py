@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import polars as pl
 import pyarrow as pa
 
 
@@ -74,6 +73,8 @@ def id_words(ids: pa.Array | pa.ChunkedArray) -> tuple[pa.Array, pa.Array]:
 
     Raises ``ValueError`` if an id is not 64 hex characters.
     """
+    import polars as pl  # here, not at import: ~0.5 s the code location does not need
+
     series = pl.Series("id", ids, dtype=pl.String)
     if series.null_count() or not (series.str.len_bytes() == _ID_HEX_CHARS).all():
         raise ValueError("event ids must be 64-character sha256 hex")

@@ -16,11 +16,11 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
@@ -29,6 +29,9 @@ from event_assets.storage.delta import DeltaTarget, stored_matches
 from event_assets.storage.lake import LANDING_DIR, Lake
 from event_assets.storage.landing import MERGED_DIR, batch_time, list_batches, pending_batches
 from event_assets.storage.maintenance import existing_table
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as pds  # imports pandas (~1 s); only annotations need it here
 
 EXAMPLES = 5
 

@@ -25,14 +25,19 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pds
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+
+if TYPE_CHECKING:
+    # Imported where used: the code location imports this module, and polars
+    # (~0.5 s) and pyarrow.dataset (which imports pandas, ~1 s) are run-time only.
+    import polars as pl
+    import pyarrow.dataset as pds
 
 OPERATION_KEY = "event_assets.operation"
 
@@ -168,6 +173,8 @@ def first_per_key(rows: pa.Table, key: str, order: tuple[str, ...] = ()) -> pa.T
         # (A stable sort by constant columns is the identity: one landing batch
         # shares its ingested_at and batch_id, so the usual case skips the sort.)
         rows = rows.sort_by([(c, "ascending") for c in order])
+    import polars as pl
+
     if pl.Series(rows[key]).n_unique() == rows.num_rows:
         # Every key once (the usual batch): the group-by below would keep every row
         # in this order anyway; counting (polars: ~3 ms per 100k ids, pyarrow's
@@ -222,6 +229,8 @@ def _found(
     partition it reads the two int64 key words in ~0.05 s where the 64-character
     ids took 0.31 s (and a pyarrow dataset scan of them 1.39 s).
     """
+    import polars as pl
+
     first = columns[0]
     wanted = batch.lazy().select(columns).unique()
     scans = []
@@ -272,6 +281,8 @@ def _partition_filter(
 
 
 def _with_partition(target: DeltaTarget, frame: pl.LazyFrame, value: str | None) -> pl.LazyFrame:
+    import polars as pl
+
     if not target.partition_by:
         return frame
     return frame.with_columns(pl.lit(value, pl.String).alias(target.partition_by))
@@ -283,6 +294,8 @@ def _compare_columns(target: DeltaTarget, words: tuple[str, ...]) -> list[str]:
 
 
 def _batch_frame(target: DeltaTarget, rows: pa.Table, words: tuple[str, ...]) -> pl.DataFrame:
+    import polars as pl
+
     frame = pl.DataFrame(rows.select([target.key, *words]))
     return frame.with_columns(pl.col(target.key).cast(pl.String))
 
@@ -297,6 +310,8 @@ def _write_once(
     """One read-append-repair pass; notes a committed append in `appended`
     (rows, files, bytes) at once, before anything else can fail. Returns the version,
     the rows repaired and the rows skipped for a key in an `also_in` partition."""
+    import polars as pl
+
     dt = open_table(target)
     read_version = dt.version()
     words = _table_words(dt, target)
@@ -348,6 +363,8 @@ def _repair(
     words: tuple[str, ...],
 ) -> int:
     """Replace every duplicated key of `batch` by its one survivor, atomically."""
+    import polars as pl
+
     dt.update_incremental()
     columns = _compare_columns(target, words)
     found = _found(dt, target, [partition], batch, columns).select(columns)
