@@ -3,6 +3,10 @@
 Each sub-command only calls the domain functions the Dagster layer uses too. A
 user's mistake (bad setting, missing file, unreachable Pub/Sub) ends with one
 line on stderr and a non-zero exit, never a stack trace.
+
+Everything past argparse is imported by the sub-command that needs it (settings
+with pydantic, the Pub/Sub client, Arrow, Delta Lake, Logfire), so `--help` and
+a mistyped command answer at once; Dagster is never imported.
 """
 
 from __future__ import annotations
@@ -17,8 +21,10 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from event_assets.settings import Settings, SettingsError, load_settings
+if TYPE_CHECKING:
+    from event_assets.settings import Settings
 
 EXIT_USAGE = 2
 
@@ -53,6 +59,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from event_assets.settings import SettingsError, load_settings
+
     try:
         settings = load_settings()
         if args.command == "emulator":
