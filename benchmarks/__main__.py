@@ -2,12 +2,16 @@
 
     uv run python -m benchmarks                 # full size (see BENCHMARKS.md), ~5 min
     uv run python -m benchmarks --huge          # also peak RSS at a 20M-row partition
-    uv run python -m benchmarks --small         # seconds, for a smoke test
+    uv run python -m benchmarks --small         # a few minutes, for a smoke test
+    uv run python -m benchmarks --only dagster  # one section (repeatable; --skip too)
 
 Figures: end to end (publish -> landed -> in table) vs publish; one sensor tick
 (pull + land) vs publish; dedup-write vs plain append at a 5M-row partition with
 peak RSS at 1M/5M(/20M) rows; dedup-write with 30 other 1M-row partitions vs
-none; compaction of a day of ~1,000 small files vs a plain rewrite of its rows.
+none; compaction of a day of ~1,000 small files vs a plain rewrite of its rows;
+the Dagster path (the real `dagster-daemon` on a 500k backlog vs `ingest --once`
+on the same backlog, runs launched and queued, publish-to-queryable latency
+under a 2k events/s trickle; see `benchmarks/dagster_path.py`).
 
 Each figure is the median of --repeats runs (min-max shown). Dedup-write and its
 plain-append reference each run in a fresh subprocess so peak RSS is theirs alone.
@@ -390,14 +394,135 @@ def bench_compaction(files: int, repeats: int) -> dict[str, Any]:
     }
 
 
+def bench_dagster(
+    backlog: int, trickle_rate: int, trickle_seconds: float, timeout: float, logs: Path
+) -> dict[str, Any]:
+    """The real daemon on a backlog and a trickle, and `ingest --once` on the same backlog.
+
+    The daemon and emulator logs are kept in `logs` (the lab's temp dir goes away).
+    """
+    from benchmarks.dagster_path import bench_daemon
+
+    daemon = bench_daemon(backlog, trickle_rate, trickle_seconds, timeout=timeout, keep_logs=logs)
+    daemon["logs"] = str(logs)
+    reference = bench_end_to_end(backlog, 1)
+    daemon["ingest_once"] = reference
+    daemon["daemon_over_ingest_once"] = daemon["events_per_s"] / reference["events_per_s"]["median"]
+    return daemon
+
+
+def _goal(met: bool) -> str:
+    return "met" if met else "NOT met"
+
+
+def _print_dagster(d: dict[str, Any]) -> None:
+    """The Dagster path's figures, each beside its goal."""
+    queue, trickle = d["queue"], d["trickle"]
+    days = d["days_touched"]
+    rows = [
+        (
+            f"dagster-daemon: start -> last of {d['backlog']} in table, events/s",
+            f"{d['events_per_s']:,.0f}",
+            ">= 20,000",
+            _goal(d["events_per_s"] >= 20_000),
+        ),
+        (
+            "  ingest --once on the same backlog, events/s",
+            f"{d['ingest_once']['events_per_s']['median']:,.0f}",
+            "",
+            "",
+        ),
+        (
+            "  daemon / ingest --once",
+            f"{d['daemon_over_ingest_once']:.2f}",
+            ">= 0.5",
+            _goal(d["daemon_over_ingest_once"] >= 0.5),
+        ),
+        ("  daemon start -> first event in table (s)", f"{d['first_event_seconds']:.1f}", "", ""),
+        ("  publish of the backlog, events/s", f"{d['publish_per_s']:,.0f}", "", ""),
+        (
+            "  ingest runs launched (all runs)",
+            f"{d['ingest_runs']} ({sum(d['runs_launched'].values())})",
+            "",
+            "",
+        ),
+        (
+            f"  most ingest runs queued at once ({days} days)",
+            f"{queue['max_queued']} (one day: {queue['max_queued_one_partition']})",
+            "<= 1 per day",
+            _goal(queue["max_queued"] <= days and queue["max_queued_one_partition"] <= 1),
+        ),
+        (
+            f"trickle {trickle['published_per_s']:,.0f} events/s for {trickle['seconds']:.0f} s: "
+            "latency p50 (s)",
+            f"{trickle['latency_p50_s']:.1f}",
+            "",
+            "",
+        ),
+        (
+            "  publish -> queryable latency p95 (s)",
+            f"{trickle['latency_p95_s']:.1f} (max {trickle['latency_max_s']:.1f})",
+            "<= 45",
+            _goal(trickle["latency_p95_s"] <= 45),
+        ),
+        (
+            "  ingest runs; most queued at once",
+            f"{trickle['ingest_runs']}; {trickle['queue']['max_queued']}",
+            "",
+            "",
+        ),
+        (
+            "  failed runs; daemon log warning/error lines",
+            f"{len(d['run_failures'])}; {sum(d['daemon_log_problems'].values())}",
+            "",
+            "",
+        ),
+    ]
+    print()
+    print(f"{'Dagster path (real dagster-daemon)':<58} {'value':>22} {'goal':>14} {'':>8}")
+    for label, value, goal, met in rows:
+        print(f"{label:<58} {value:>22} {goal:>14} {met:>8}")
+    print(f"  daemon and emulator logs in {d['logs']}")
+    for line in d["run_failures"][:5]:
+        print(f"  failed run: {line}")
+    for line, count in sorted(d["daemon_log_problems"].items(), key=lambda kv: -kv[1])[:8]:
+        print(f"  daemon log x{count}: {line[:160]}")
+
+
+def fmt(s: dict[str, float], unit: str = "") -> str:
+    return f"{s['median']:.2f}{unit} ({s['min']:.2f}-{s['max']:.2f})"
+
+
 def _print_table(results: dict[str, Any]) -> None:
-    e2e = results["end_to_end"]
-    dw = results["dedup_write"]
-
-    def fmt(s: dict[str, float], unit: str = "") -> str:
-        return f"{s['median']:.2f}{unit} ({s['min']:.2f}-{s['max']:.2f})"
-
     print(f"{'figure':<48} {'median (min-max)':>30}")
+    if "end_to_end" in results:
+        _print_end_to_end(results)
+    if "dedup_write" in results:
+        _print_dedup_write(results)
+    if "sensor_tick" in results:
+        tick = results["sensor_tick"]
+        label = f"sensor tick: pull + land {tick['messages']} (s)"
+        print(f"{label:<48} {fmt(tick['tick_seconds']):>30}")
+        print(f"{'  publish of the same messages (s)':<48} {fmt(tick['publish_seconds']):>30}")
+    if "other_partitions" in results:
+        op = results["other_partitions"]
+        label = f"dedup-write, {op['other_partitions']} other days of {op['other_partition_rows']}"
+        label += " rows (s)"
+        print(f"{label:<48} {fmt(op['with_others_seconds']):>30}")
+        print(f"{'  same, no other partitions (s)':<48} {fmt(op['alone_seconds']):>30}")
+        print(f"{'  with others / alone':<48} {op['with_others_over_alone']:>30.2f}")
+    if "compaction" in results:
+        comp = results["compaction"]
+        label = f"compaction of {comp['files']} small files (s)"
+        print(f"{label:<48} {fmt(comp['compact_seconds']):>30}")
+        print(f"{'  plain rewrite of the same rows (s)':<48} {fmt(comp['rewrite_seconds']):>30}")
+        print(f"{'  compaction / rewrite':<48} {comp['compact_over_rewrite']:>30.2f}")
+    if "dagster" in results:
+        _print_dagster(results["dagster"])
+
+
+def _print_end_to_end(results: dict[str, Any]) -> None:
+    e2e = results["end_to_end"]
     label = f"end to end events/s ({e2e['events']} events in table)"
     print(f"{label:<48} {fmt(e2e['events_per_s']):>30}")
     print(
@@ -411,6 +536,10 @@ def _print_table(results: dict[str, Any]) -> None:
         f"{'  ingest --once, incl. its empty last Pull (s)':<48} {fmt(pool['process_seconds']):>30}"
     )
     print(f"{'  decode pool start-up, once (s)':<48} {pool['pool_start_seconds']:>30.2f}")
+
+
+def _print_dedup_write(results: dict[str, Any]) -> None:
+    dw = results["dedup_write"]
     label = f"dedup-write {dw['batch']} into {dw['partition_rows']} rows"
     print(f"{label + ' (s)':<48} {fmt(dw['dedup_write_seconds']):>30}")
     print(f"{'plain append of the same batch (s)':<48} {fmt(dw['append_seconds']):>30}")
@@ -422,21 +551,9 @@ def _print_table(results: dict[str, Any]) -> None:
             f"{label:<48} {fmt(rss['dedup_write_peak_rss_gib'])} / "
             f"{fmt(rss['append_peak_rss_gib'])}"
         )
-    tick = results["sensor_tick"]
-    label = f"sensor tick: pull + land {tick['messages']} (s)"
-    print(f"{label:<48} {fmt(tick['tick_seconds']):>30}")
-    print(f"{'  publish of the same messages (s)':<48} {fmt(tick['publish_seconds']):>30}")
-    op = results["other_partitions"]
-    label = f"dedup-write, {op['other_partitions']} other days of {op['other_partition_rows']}"
-    label += " rows (s)"
-    print(f"{label:<48} {fmt(op['with_others_seconds']):>30}")
-    print(f"{'  same, no other partitions (s)':<48} {fmt(op['alone_seconds']):>30}")
-    print(f"{'  with others / alone':<48} {op['with_others_over_alone']:>30.2f}")
-    comp = results["compaction"]
-    label = f"compaction of {comp['files']} small files (s)"
-    print(f"{label:<48} {fmt(comp['compact_seconds']):>30}")
-    print(f"{'  plain rewrite of the same rows (s)':<48} {fmt(comp['rewrite_seconds']):>30}")
-    print(f"{'  compaction / rewrite':<48} {comp['compact_over_rewrite']:>30.2f}")
+
+
+SECTIONS = ("end_to_end", "sensor_tick", "dedup_write", "other_partitions", "compaction", "dagster")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -452,8 +569,29 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--huge", action="store_true", help="also peak RSS at a 20M-row partition (slow)"
     )
+    parser.add_argument(
+        "--only", action="append", choices=SECTIONS, help="run only this section (repeatable)"
+    )
+    parser.add_argument(
+        "--skip", action="append", choices=SECTIONS, default=[], help="skip this section"
+    )
+    parser.add_argument(
+        "--dagster-backlog", type=int, help="messages before the daemon starts (500,000)"
+    )
+    parser.add_argument(
+        "--dagster-trickle-rate", type=int, help="trickle events/s for the latency (2,000)"
+    )
+    parser.add_argument("--dagster-trickle-seconds", type=float, help="trickle length (120)")
+    parser.add_argument(
+        "--dagster-timeout",
+        type=float,
+        default=1800.0,
+        help="bound on each wait for the daemon (s); a hang fails with its log",
+    )
 
-    parser.add_argument("--json", type=Path, default=Path("benchmarks/results/latest.json"))
+    parser.add_argument(
+        "--json", type=Path, help="results file (benchmarks/results/latest[-SECTIONS].json)"
+    )
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -461,12 +599,21 @@ def main(argv: list[str] | None = None) -> int:
         _child(mode, uri, int(batch), int(partition_rows))
         return 0
     rss_sizes = [1_000_000]
+    backlog, trickle_rate, trickle_seconds = 500_000, 2_000, 120.0
     if args.small:
         args.events, args.partition_rows, args.batch, args.repeats = 2_000, 20_000, 2_000, 1
         args.tick_messages, args.other_partitions, args.small_files = 2_000, 2, 20
         rss_sizes = [10_000]
+        backlog, trickle_rate, trickle_seconds = 20_000, 200, 30.0
     if args.huge:
         rss_sizes.append(20_000_000)
+    backlog = args.dagster_backlog or backlog
+    trickle_rate = args.dagster_trickle_rate or trickle_rate
+    trickle_seconds = args.dagster_trickle_seconds or trickle_seconds
+    sections = [s for s in (args.only or SECTIONS) if s not in args.skip]
+    if args.json is None:
+        suffix = "" if sections == list(SECTIONS) else "-" + "+".join(sections)
+        args.json = Path(f"benchmarks/results/latest{suffix}.json")
     results: dict[str, Any] = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -474,20 +621,34 @@ def main(argv: list[str] | None = None) -> int:
             "python": platform.python_version(),
             "platform": platform.platform(),
         },
-        "end_to_end": bench_end_to_end(args.events, args.repeats),
-        "end_to_end_pool": bench_end_to_end(args.events, args.repeats, decode_workers=2),
-        "sensor_tick": bench_sensor_tick(args.tick_messages, args.repeats),
-        "dedup_write": bench_dedup_write(args.partition_rows, args.batch, args.repeats),
+        "sections": sections,
     }
-    # Memory bounded with partition size: the same dedup-write at other sizes.
-    by_size = [results["dedup_write"]]
-    by_size += [bench_dedup_write(rows, args.batch, args.repeats) for rows in rss_sizes]
-    results["dedup_rss_by_partition"] = sorted(by_size, key=lambda r: r["partition_rows"])
-    other_rows = min(args.partition_rows, 1_000_000)
-    results["other_partitions"] = bench_other_partitions(
-        other_rows, args.other_partitions, other_rows, args.batch, args.repeats
-    )
-    results["compaction"] = bench_compaction(args.small_files, args.repeats)
+    if "end_to_end" in sections:
+        results["end_to_end"] = bench_end_to_end(args.events, args.repeats)
+        results["end_to_end_pool"] = bench_end_to_end(args.events, args.repeats, decode_workers=2)
+    if "sensor_tick" in sections:
+        results["sensor_tick"] = bench_sensor_tick(args.tick_messages, args.repeats)
+    if "dedup_write" in sections:
+        results["dedup_write"] = bench_dedup_write(args.partition_rows, args.batch, args.repeats)
+        # Memory bounded with partition size: the same dedup-write at other sizes.
+        by_size = [results["dedup_write"]]
+        by_size += [bench_dedup_write(rows, args.batch, args.repeats) for rows in rss_sizes]
+        results["dedup_rss_by_partition"] = sorted(by_size, key=lambda r: r["partition_rows"])
+    if "other_partitions" in sections:
+        other_rows = min(args.partition_rows, 1_000_000)
+        results["other_partitions"] = bench_other_partitions(
+            other_rows, args.other_partitions, other_rows, args.batch, args.repeats
+        )
+    if "compaction" in sections:
+        results["compaction"] = bench_compaction(args.small_files, args.repeats)
+    if "dagster" in sections:
+        results["dagster"] = bench_dagster(
+            backlog,
+            trickle_rate,
+            trickle_seconds,
+            args.dagster_timeout,
+            args.json.parent / f"{args.json.stem}-daemon-logs",
+        )
     _print_table(results)
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(results, indent=2))
