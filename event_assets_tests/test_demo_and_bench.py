@@ -8,14 +8,18 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+
+def _run(
+    args: list[str], env: dict[str, str], timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, *args],
         env={**os.environ, **env},
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=timeout,
         check=False,
     )
 
@@ -34,9 +38,29 @@ def test_demo_twice_adds_no_duplicates(tmp_path: Path) -> None:
 
 def test_benchmark_smoke(tmp_path: Path) -> None:
     out = tmp_path / "bench.json"
-    done = _run(["-m", "benchmarks", "--small", "--json", str(out)], {})
+    # The Dagster section runs the real daemon for minutes: its own slow smoke test below.
+    done = _run(["-m", "benchmarks", "--small", "--skip", "dagster", "--json", str(out)], {})
     assert done.returncode == 0, done.stderr
     results = json.loads(out.read_text())
     assert results["end_to_end"]["events_per_s"]["median"] > 0
     assert results["dedup_write"]["dedup_over_append"] > 0
     assert "dedup-write / append" in done.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(1500)
+def test_benchmark_dagster_section_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "bench.json"
+    args = ["-m", "benchmarks", "--only", "dagster", "--json", str(out)]
+    args += ["--dagster-backlog", "3000", "--dagster-trickle-rate", "100"]
+    args += ["--dagster-trickle-seconds", "10"]
+    done = _run(args, {}, timeout=1400)
+    assert done.returncode == 0, done.stderr[-4000:]
+    results = json.loads(out.read_text())
+    assert results["sections"] == ["dagster"]
+    dagster = results["dagster"]
+    assert dagster["backlog"] == 3000
+    assert dagster["events_per_s"] > 0
+    assert dagster["ingest_once"]["events_per_s"]["median"] > 0
+    assert dagster["trickle"]["measured"] == dagster["trickle"]["published"] == 1000
+    assert "publish -> queryable latency p95" in done.stdout
