@@ -495,6 +495,10 @@ def fmt(s: dict[str, float], unit: str = "") -> str:
 
 def _print_table(results: dict[str, Any]) -> None:
     print(f"{'figure':<48} {'median (min-max)':>30}")
+    for tick in results.get("empty_tick", []):
+        label = f"empty tick, {tick['history_batches']} old batches / fresh ({tick['backend']})"
+        ratio = f"{tick['history_seconds']:.2f} / {tick['fresh_seconds']:.2f} s"
+        print(f"{label:<48} {ratio:>22} = {tick['history_over_fresh']:.2f}x (goal <= 1.2)")
     if "end_to_end" in results:
         _print_end_to_end(results)
     if "dedup_write" in results:
@@ -553,7 +557,15 @@ def _print_dedup_write(results: dict[str, Any]) -> None:
         )
 
 
-SECTIONS = ("end_to_end", "sensor_tick", "dedup_write", "other_partitions", "compaction", "dagster")
+SECTIONS = (
+    "end_to_end",
+    "sensor_tick",
+    "empty_tick",
+    "dedup_write",
+    "other_partitions",
+    "compaction",
+    "dagster",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -628,6 +640,13 @@ def main(argv: list[str] | None = None) -> int:
         results["end_to_end_pool"] = bench_end_to_end(args.events, args.repeats, decode_workers=2)
     if "sensor_tick" in sections:
         results["sensor_tick"] = bench_sensor_tick(args.tick_messages, args.repeats)
+    if "empty_tick" in sections:
+        from benchmarks.empty_tick import bench_empty_tick
+
+        history = 2_000 if args.small else 100_000
+        results["empty_tick"] = [
+            bench_empty_tick(history, args.repeats, backend) for backend in ("local", "gcs")
+        ]
     if "dedup_write" in sections:
         results["dedup_write"] = bench_dedup_write(args.partition_rows, args.batch, args.repeats)
         # Memory bounded with partition size: the same dedup-write at other sizes.
