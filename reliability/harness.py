@@ -63,6 +63,7 @@ LAB_SETTINGS: dict[str, str] = {
     "PULL_MAX_MESSAGES": "400",
     "ACK_DEADLINE_SECONDS": "60",
     "WRITE_MAX_ATTEMPTS": "30",
+    "RUN_RETRY_BASE_SECONDS": "1",
 }
 """Small pull rounds (many batches, many commits) and fast recovery of pending batches."""
 

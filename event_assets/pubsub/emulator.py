@@ -699,7 +699,10 @@ class PubSubEmulator:
         """Stamp ``message`` (now owned by the emulator) and fan it out to subscriptions."""
         message_id = str(next(self._message_ids))
         message.message_id = message_id
-        message.publish_time.FromNanoseconds(time.time_ns() + int(self._clock_offset * 1e9))
+        # The wall clock, as Pub/Sub's servers stamp it: the virtual offset only moves ack
+        # deadlines. Stamped with it, publish times ran minutes ahead of the decoder's
+        # clock in long crash chains and good events were refused as "from the future".
+        message.publish_time.FromNanoseconds(time.time_ns())
         wire = message.SerializeToString()
         encoded = b"\x12" + _varint(len(wire)) + wire  # ReceivedMessage field 2
         for name in self._topic_subs[topic]:
