@@ -127,19 +127,12 @@ class MergeAudit:
         bad_nulls = {c: n for c, n in self.nulls.items() if n}
         cross = self.in_previous | self.in_next
         return {
-            "event_id_unique": CheckOutcome(
-                passed=not self.duplicated,
-                description=(
-                    f"all {self.ids} merged ids occur once in {self.partition}"
-                    if not self.duplicated
-                    else f"{len(self.duplicated)} of {self.ids} merged ids occur more than "
-                    f"once in {self.partition}"
-                ),
-                metadata={
-                    "ids_checked": self.ids,
-                    "duplicate_ids": len(self.duplicated),
-                    "examples": _examples(pa.array(sorted(self.duplicated), pa.string())),
-                },
+            "event_id_unique": _about_ids(
+                self.duplicated,
+                f"all {self.ids} merged ids occur once in {self.partition}",
+                f"{len(self.duplicated)} of {self.ids} merged ids occur more than once in "
+                f"{self.partition}",
+                {"ids_checked": self.ids, "duplicate_ids": len(self.duplicated)},
             ),
             "required_columns_non_null": CheckOutcome(
                 passed=not bad_nulls,
@@ -151,36 +144,34 @@ class MergeAudit:
                 ),
                 metadata={"rows_checked": self.rows, "columns_with_nulls": len(bad_nulls)},
             ),
-            "landing_reconciliation": CheckOutcome(
-                passed=not self.missing,
-                description=(
-                    f"all {self.ids} ids of the merged landing batches are in the table"
-                    if not self.missing
-                    else f"{len(self.missing)} of {self.ids} ids of the merged landing "
-                    "batches are missing from the table"
-                ),
-                metadata={
-                    "ids_checked": self.ids,
-                    "missing": len(self.missing),
-                    "examples": _examples(pa.array(sorted(self.missing), pa.string())),
-                },
+            "landing_reconciliation": _about_ids(
+                self.missing,
+                f"all {self.ids} ids of the merged landing batches are in the table",
+                f"{len(self.missing)} of {self.ids} ids of the merged landing batches are "
+                "missing from the table",
+                {"ids_checked": self.ids, "missing": len(self.missing)},
             ),
-            "cross_partition_duplicates": CheckOutcome(
-                passed=not cross,
-                description=(
-                    f"none of {self.ids} merged ids also occur on an adjacent day"
-                    if not cross
-                    else f"{len(cross)} of {self.ids} merged ids also occur on an adjacent day"
-                ),
-                metadata={
+            "cross_partition_duplicates": _about_ids(
+                cross,
+                f"none of {self.ids} merged ids also occur on an adjacent day",
+                f"{len(cross)} of {self.ids} merged ids also occur on an adjacent day",
+                {
                     "ids_checked": self.ids,
                     "cross_partition_ids": len(cross),
                     "in_previous": len(self.in_previous),
                     "in_next": len(self.in_next),
-                    "examples": _examples(pa.array(sorted(cross), pa.string())),
                 },
             ),
         }
+
+
+def _about_ids(bad: set[str], passed: str, failed: str, metadata: Metadata) -> CheckOutcome:
+    """An outcome that fails when `bad` holds ids, with a few of them as examples."""
+    return CheckOutcome(
+        passed=not bad,
+        description=failed if bad else passed,
+        metadata={**metadata, "examples": _examples(pa.array(sorted(bad), pa.string()))},
+    )
 
 
 def unique_event_ids(target: DeltaTarget, partition: str) -> CheckOutcome:
