@@ -81,3 +81,23 @@ def test_unreachable_pubsub_is_one_line_and_exit_1(settings: Settings) -> None:
     assert down.returncode == 1
     assert "Traceback" not in down.stderr
     assert down.stderr.startswith("event-assets: Pub/Sub pull on ")
+
+
+def test_help_imports_no_dagster_and_nothing_a_command_loads_later() -> None:
+    """Start-up: `--help` and a sub-command's help load argparse and little else."""
+    heavy = ["dagster", "logfire", "opentelemetry", "pydantic", "grpc", "google", "pyarrow"]
+    heavy += ["deltalake", "polars"]
+    probe = (
+        "import sys\n"
+        "from event_assets import cli\n"
+        "try:\n"
+        "    cli.main(['publish', '--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & {set(heavy)!r}))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True
+    )
+    assert "usage: event-assets publish" in done.stdout
+    assert done.stdout.splitlines()[-1] == "[]"

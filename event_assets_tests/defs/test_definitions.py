@@ -69,6 +69,25 @@ def test_todays_partition_exists() -> None:
     assert events.partitions_def.get_last_partition_key() == today
 
 
+def test_code_location_does_not_import_what_only_runs_need() -> None:
+    """Every process that loads the code location would pay for these at start-up."""
+    run_time_only = ["polars", "pandas", "pyarrow.dataset", "google.cloud.pubsub_v1"]
+    run_time_only += ["google.pubsub_v1", "google.cloud.secretmanager"]
+    probe = (
+        "import sys, event_assets.definitions\n"
+        f"print(sorted(m for m in {run_time_only!r} if m in sys.modules))\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=ROOT,
+    )
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def test_dagster_definitions_validate() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "dagster", "definitions", "validate", "-w", "workspace.yaml"],
