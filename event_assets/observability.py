@@ -6,8 +6,9 @@ then Logfire stays local and sends nothing. The token only ever lives in a
 `SecretStr` and in Logfire's exporter; errors name the secret, never its value.
 
 Logfire (with OpenTelemetry, ~0.6 s of imports) is imported when there is a token
-to send with, else at the first span or metric: a process that only loads the
-code location, or a CLI command that records nothing, does not pay for it.
+to send with, else at the first span or metric. (Installed, it is also a pydantic
+plugin, which pydantic imports with its first model unless
+`PYDANTIC_DISABLE_PLUGINS=logfire-plugin`; Dagster's own import defines models.)
 """
 
 from __future__ import annotations

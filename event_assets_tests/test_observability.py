@@ -14,6 +14,7 @@ from event_assets.ingest import ingest
 from event_assets.observability import (
     SecretAccessError,
     configure_observability,
+    logfire_span,
     resolve_logfire_token,
 )
 from event_assets.pubsub.client import publish
@@ -130,6 +131,23 @@ def test_configured_token_reaches_logfire_and_never_the_logs(
     assert TOKEN not in out + err
     assert TOKEN not in caplog.text
     assert TOKEN not in repr(settings)
+
+
+def test_without_a_token_logfire_is_configured_local_at_the_first_span(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    configured: list[dict[str, Any]] = []
+    monkeypatch.setattr(logfire, "configure", lambda **kwargs: configured.append(kwargs))
+    assert configure_observability(_settings(monkeypatch)) is False
+    assert configured == []
+    with logfire_span("first {n}", n=1):
+        pass
+    with logfire_span("second {n}", n=2):
+        pass
+    assert len(configured) == 1
+    assert configured[0]["token"] is None
+    assert configured[0]["send_to_logfire"] is False
+    assert configured[0]["service_name"] == "event-assets"
 
 
 def test_production_instance_sends_dagster_logs_to_logfire(monkeypatch: pytest.MonkeyPatch) -> None:
