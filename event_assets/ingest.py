@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import cast
 
 import pyarrow as pa
@@ -60,6 +61,15 @@ class LandResult:
     batches: list[LandedBatch] = field(default_factory=list)
     quarantine_reasons: dict[str, int] = field(default_factory=dict)
     drained: bool = False  # a Pull came back empty: the subscription had nothing more
+
+    def add(self, other: LandResult) -> None:
+        """Count another round into this one (a tick's sum of rounds)."""
+        self.pulled += other.pulled
+        self.landed += other.landed
+        self.quarantined += other.quarantined
+        self.batches.extend(other.batches)
+        for code, n in other.quarantine_reasons.items():
+            self.quarantine_reasons[code] = self.quarantine_reasons.get(code, 0) + n
 
     def by_partition(self) -> dict[date, list[str]]:
         grouped: dict[date, list[str]] = defaultdict(list)
@@ -289,29 +299,16 @@ def _prefetched(source: Iterator[RawPull], depth: int = 2) -> Iterator[RawPull]:
 class DrainResult:
     """What one sensor tick pulled: rounds back to back until empty or out of time."""
 
-    pulled: int = 0
-    landed: int = 0
-    quarantined: int = 0
+    total: LandResult = field(default_factory=LandResult)
     rounds: int = 0
     seconds: float = 0.0
     stopped_on_budget: bool = False  # stopped with messages possibly left (a backlog)
-    batches: list[LandedBatch] = field(default_factory=list)
-    quarantine_reasons: dict[str, int] = field(default_factory=dict)
-
-    def add(self, landed: LandResult) -> None:
-        self.rounds += 1
-        self.pulled += landed.pulled
-        self.landed += landed.landed
-        self.quarantined += landed.quarantined
-        self.batches.extend(landed.batches)
-        for code, n in landed.quarantine_reasons.items():
-            self.quarantine_reasons[code] = self.quarantine_reasons.get(code, 0) + n
 
     def summary(self) -> dict[str, int | float | bool]:
         return {
-            "pulled": self.pulled,
-            "landed": self.landed,
-            "quarantined": self.quarantined,
+            "pulled": self.total.pulled,
+            "landed": self.total.landed,
+            "quarantined": self.total.quarantined,
             "rounds": self.rounds,
             "seconds": self.seconds,
             "backlog_left": self.stopped_on_budget,
@@ -335,7 +332,8 @@ def drain(
     while True:
         began = time.monotonic()
         landed = pull_round(settings, subscription, lake)
-        result.add(landed)
+        result.total.add(landed)
+        result.rounds += 1
         now = time.monotonic()
         longest = max(longest, now - began)
         if landed.drained or not landed.pulled:
@@ -404,18 +402,19 @@ def _merge_partition(
         for n in range(1, settings.DEDUP_WINDOW_DAYS + 1)
     ]
     audit = MergeAudit(partition.isoformat(), window_days=settings.DEDUP_WINDOW_DAYS)
+    write = partial(
+        dedup_write,
+        target,
+        partition=partition.isoformat(),
+        also_in=window,
+        max_attempts=settings.WRITE_MAX_ATTEMPTS,
+    )
     totals: defaultdict[str, int] = defaultdict(int)
     version = -1
     for chunk in _chunks(batch_paths):
         rows = read_batches(lake, chunk)
         checkpoint("before_commit")
-        written = dedup_write(
-            target,
-            rows,
-            partition=partition.isoformat(),
-            also_in=window,
-            max_attempts=settings.WRITE_MAX_ATTEMPTS,
-        )
+        written = write(rows)
         totals["rows_read"] += rows.num_rows
         for name in (
             "inserted",
@@ -435,13 +434,7 @@ def _merge_partition(
             # Another writer of the day appended the same ids and has not repaired yet
             # (Dagster runs one merge per day; this is the net under it): the
             # dedup-write repairs what it finds, then look again.
-            dedup_write(
-                target,
-                rows,
-                partition=partition.isoformat(),
-                also_in=window,
-                max_attempts=settings.WRITE_MAX_ATTEMPTS,
-            )
+            write(rows)
             facts = audit.inspect(target, rows)
         audit.record(facts)
     if version < 0:

@@ -54,6 +54,7 @@ def recent_days_audit(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
         | {d.isoformat() for d in pending_by_day(lake)}
     )
     failed: list[str] = []
+    in_flight = 0
     metadata: dict[str, int | str] = {"days": len(days)}
     for day in days:
         outcomes = {
@@ -70,8 +71,9 @@ def recent_days_audit(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
         }
         failed.extend(f"{day} {o.description}" for o in outcomes.values() if not o.passed)
         metadata[f"{day}/rows"] = int(outcomes["unique"].metadata.get("rows", 0))
-        metadata[f"{day}/in_flight"] = int(outcomes["landing"].metadata.get("in_flight", 0))
-    in_flight = sum(int(v) for k, v in metadata.items() if k.endswith("/in_flight"))
+        day_in_flight = int(outcomes["landing"].metadata.get("in_flight", 0))
+        metadata[f"{day}/in_flight"] = day_in_flight
+        in_flight += day_in_flight
     outcome = checks.CheckOutcome(
         passed=not failed,
         description="; ".join(failed)

@@ -250,8 +250,9 @@ def pubsub_events_sensor(
     if waiting:
         line += f"; waiting for partitions {', '.join(d.isoformat() for d in waiting)}"
     context.log.info(f"{line}; since start {json.dumps(totals)}")
-    if drained.quarantine_reasons:
-        context.log.warning(f"quarantined by reason: {json.dumps(drained.quarantine_reasons)}")
+    if drained.total.quarantine_reasons:
+        reasons = json.dumps(drained.total.quarantine_reasons)
+        context.log.warning(f"quarantined by reason: {reasons}")
     cursor = json.dumps({**totals, "last_tick": tick}, sort_keys=True)
     if not requests:
         return dg.SensorResult(

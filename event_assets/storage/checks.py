@@ -49,7 +49,7 @@ class CheckOutcome:
 
 @dataclass
 class ChunkFacts:
-    """What one committed chunk of a merge looks like in the table."""
+    """What committed merge rows look like in the table: one chunk's, or a merge's sum."""
 
     rows: int = 0
     ids: int = 0
@@ -57,7 +57,17 @@ class ChunkFacts:
     missing: set[str] = field(default_factory=set)
     in_previous: set[str] = field(default_factory=set)
     in_next: set[str] = field(default_factory=set)
-    nulls: dict[str, int] = field(default_factory=dict)
+    nulls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REQUIRED_EVENT_COLUMNS, 0))
+
+    def add(self, other: ChunkFacts) -> None:
+        self.rows += other.rows
+        self.ids += other.ids
+        self.duplicated |= other.duplicated
+        self.missing |= other.missing
+        self.in_previous |= other.in_previous
+        self.in_next |= other.in_next
+        for name, n in other.nulls.items():
+            self.nulls[name] = self.nulls.get(name, 0) + n
 
 
 @dataclass
@@ -74,13 +84,7 @@ class MergeAudit:
 
     partition: str
     window_days: int = 1
-    rows: int = 0
-    ids: int = 0
-    duplicated: set[str] = field(default_factory=set)
-    missing: set[str] = field(default_factory=set)
-    in_previous: set[str] = field(default_factory=set)
-    in_next: set[str] = field(default_factory=set)
-    nulls: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REQUIRED_EVENT_COLUMNS, 0))
+    total: ChunkFacts = field(default_factory=ChunkFacts)
 
     def inspect(self, target: DeltaTarget, rows: pa.Table) -> ChunkFacts:
         """Look one committed chunk (`rows` as read from landing) up in the table."""
@@ -113,53 +117,47 @@ class MergeAudit:
 
     def record(self, facts: ChunkFacts) -> None:
         """Count one chunk's facts into the merge's."""
-        self.rows += facts.rows
-        self.ids += facts.ids
-        self.duplicated |= facts.duplicated
-        self.missing |= facts.missing
-        self.in_previous |= facts.in_previous
-        self.in_next |= facts.in_next
-        for name, n in facts.nulls.items():
-            self.nulls[name] += n
+        self.total.add(facts)
 
     def outcomes(self) -> dict[str, CheckOutcome]:
         """The four per-merge checks, by check name."""
-        bad_nulls = {c: n for c, n in self.nulls.items() if n}
-        cross = self.in_previous | self.in_next
+        t = self.total
+        bad_nulls = {c: n for c, n in t.nulls.items() if n}
+        cross = t.in_previous | t.in_next
         return {
             "event_id_unique": _about_ids(
-                self.duplicated,
-                f"all {self.ids} merged ids occur once in {self.partition}",
-                f"{len(self.duplicated)} of {self.ids} merged ids occur more than once in "
+                t.duplicated,
+                f"all {t.ids} merged ids occur once in {self.partition}",
+                f"{len(t.duplicated)} of {t.ids} merged ids occur more than once in "
                 f"{self.partition}",
-                {"ids_checked": self.ids, "duplicate_ids": len(self.duplicated)},
+                {"ids_checked": t.ids, "duplicate_ids": len(t.duplicated)},
             ),
             "required_columns_non_null": CheckOutcome(
                 passed=not bad_nulls,
                 description=(
-                    f"{self.rows} merged rows, no nulls in {len(self.nulls)} required columns"
+                    f"{t.rows} merged rows, no nulls in {len(t.nulls)} required columns"
                     if not bad_nulls
                     else "nulls in required columns: "
                     + ", ".join(f"{c} ({n})" for c, n in bad_nulls.items())
                 ),
-                metadata={"rows_checked": self.rows, "columns_with_nulls": len(bad_nulls)},
+                metadata={"rows_checked": t.rows, "columns_with_nulls": len(bad_nulls)},
             ),
             "landing_reconciliation": _about_ids(
-                self.missing,
-                f"all {self.ids} ids of the merged landing batches are in the table",
-                f"{len(self.missing)} of {self.ids} ids of the merged landing batches are "
+                t.missing,
+                f"all {t.ids} ids of the merged landing batches are in the table",
+                f"{len(t.missing)} of {t.ids} ids of the merged landing batches are "
                 "missing from the table",
-                {"ids_checked": self.ids, "missing": len(self.missing)},
+                {"ids_checked": t.ids, "missing": len(t.missing)},
             ),
             "cross_partition_duplicates": _about_ids(
                 cross,
-                f"none of {self.ids} merged ids also occur on an adjacent day",
-                f"{len(cross)} of {self.ids} merged ids also occur on an adjacent day",
+                f"none of {t.ids} merged ids also occur on an adjacent day",
+                f"{len(cross)} of {t.ids} merged ids also occur on an adjacent day",
                 {
-                    "ids_checked": self.ids,
+                    "ids_checked": t.ids,
                     "cross_partition_ids": len(cross),
-                    "in_previous": len(self.in_previous),
-                    "in_next": len(self.in_next),
+                    "in_previous": len(t.in_previous),
+                    "in_next": len(t.in_next),
                 },
             ),
         }

@@ -197,8 +197,7 @@ def _constant(column: pa.ChunkedArray) -> bool:
 
 
 def _scan(dt: DeltaTable, target: DeltaTarget, partition: str | None) -> pds.Dataset:
-    parts = [(target.partition_by, "=", partition)] if target.partition_by else None
-    return dt.to_pyarrow_dataset(file_pruning_predicate=parts)
+    return dt.to_pyarrow_dataset(file_pruning_predicate=_partition_filter(target, partition))
 
 
 def _table_words(dt: DeltaTable, target: DeltaTarget) -> tuple[str, ...]:

@@ -3,9 +3,12 @@
 A pulled batch is written here, one Parquet object per (partition, batch id),
 before its messages are acked; that makes the ack safe. Objects are written with a
 single put (local: staged file + rename; GCS: one PUT or a completed multipart
-upload), so a reader never sees a partial file. A small marker under `_merged/`
-records that a batch reached the table; a batch without one is pending and is
-merged by the next run, which is how nothing acked is ever lost.
+upload), so a reader never sees a partial file. Beside each batch, before its
+messages are acked, an empty entry under `_pending/` says it still has to be
+merged; the merge writes a marker under `_merged/` and then removes the entry.
+Finding the work left is listing `_pending/`: it costs what is pending, not what
+the landing zone has held. A pending batch is merged by the next run of its day,
+which is how nothing acked is ever lost.
 """
 
 from __future__ import annotations
