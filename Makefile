@@ -12,8 +12,12 @@ uv:
 		python3 -m pip install --quiet uv || \
 		python3 -m pip install --quiet --user --break-system-packages uv
 
+# Bytecode is compiled at install, as the Dockerfile does (UV_COMPILE_BYTECODE): with
+# PYTHONDONTWRITEBYTECODE set, every daemon, code server and run worker would otherwise
+# compile every module it imports from source at each start (~2x the import time).
 install: uv
-	@$(UV) sync --frozen --quiet
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(UV) run python -m compileall -q event_assets >/dev/null
 
 check: install
 	$(UV) run ruff check .

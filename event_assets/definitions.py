@@ -35,4 +35,7 @@ defs = dg.Definitions(
     sensors=[pubsub_events_sensor, contracts_automation_sensor],
     schedules=[events_compaction_schedule, events_vacuum_schedule, events_health_schedule],
     resources={"event_assets": EventAssetsResource()},
+    # Every run (contract automation and UI launches included) executes its steps in the run
+    # worker's own process: a subprocess per step would import the code location again.
+    executor=dg.in_process_executor,
 )

@@ -35,6 +35,8 @@ from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import (
 )
 from google.cloud import run_v2
 
+from event_assets.defs.ingestion import MERGE_DAY_TAG
+
 ROOT = Path(__file__).resolve().parents[1]
 PG_URL = os.environ.get("DAGSTER_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 PROJECT, REGION, BUCKET = "test-proj", "europe-west1", "test-compute-logs"
@@ -220,8 +222,9 @@ def test_deploy_instance_config_is_complete() -> None:
     config = _deploy_config()
     assert config["storage"] == {"postgres": {"postgres_url": {"env": "DAGSTER_PG_URL"}}}
     assert config["run_queue"]["tag_concurrency_limits"] == [
-        {"key": "dagster/partition", "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
+        {"key": MERGE_DAY_TAG, "value": {"applyLimitPerUniqueValue": True}, "limit": 1}
     ]
+    assert config["run_queue"]["dequeue_use_threads"] is True
     launcher = config["run_launcher"]["config"]
     assert launcher["job_name_by_code_location"] == {"event_assets": RUN_WORKER_JOB}
     workspace = yaml.safe_load((ROOT / "workspace.yaml").read_text())

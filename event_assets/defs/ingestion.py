@@ -15,7 +15,7 @@ from pydantic import Field
 from event_assets.ingest import drain, merge_partition, partition_range
 from event_assets.pubsub.client import PubSubUnavailableError, Subscription
 from event_assets.settings import Settings, SettingsError
-from event_assets.storage.landing import pending_by_day
+from event_assets.storage.landing import batch_time, pending_by_day
 
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
@@ -23,8 +23,20 @@ from .resources import EventAssetsResource
 OWNER = "team:data-platform"
 INGEST_JOB = "events_ingest_job"
 PENDING_TAG = "event_assets/pending_batches"
+# The run queue (dagster.yaml) runs one merge run per value of this tag at a time. Only the
+# sensor's routine merges carry it: contract runs and runs launched from the UI (a
+# backfill, a re-materialization) do not wait behind them, and may overlap a merge of the
+# same day because the dedup-write detects and repairs a raced commit.
+MERGE_DAY_TAG = "event_assets/merge_day"
+# Time between tick starts: most of the publish-to-queryable latency under a trickle. An
+# empty tick is one empty Pull (~1 s, mostly waiting), so ticking often is cheap.
+SENSOR_INTERVAL_SECONDS = 15
 # Runs of a day that will still list its pending batches when they start.
-_WAITING = (dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED)
+_WAITING = (
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+)
 _ENDED_BADLY = (dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED)
 MAX_RETRY_DELAY = timedelta(hours=1)
 
@@ -159,19 +171,27 @@ def merge_request(
 ) -> dg.RunRequest | None:
     """A run for a day with pending batches, unless one is coming anyway.
 
-    None while a run of the day waits in the queue (it will list every pending
-    batch when it starts) or while the back-off after a failed run lasts. A running
-    run does not hold a request back: it may have listed its batches before the
-    newest landed, and its worker may be dead (a queued successor costs one
-    process start, a missed batch a day). The
-    run key counts the day's runs, so it never repeats: Dagster skips a key that
-    already has a run forever, even a failed one, and a failed run must be re-tried.
+    None while a run of the day has yet to list its batches (queued or starting: it
+    will list every pending batch), while a running run started after the newest
+    pending batch landed (it listed them all; a batch it missed is still pending when
+    it ends, and the next tick asks again), or while the back-off after a failed run
+    lasts. The run key counts the day's runs, so it never repeats: Dagster skips a key
+    that already has a run forever, even a failed one, and a failed run must be
+    re-tried.
     """
     key = day.isoformat()
     runs = dg.RunsFilter(job_name=INGEST_JOB, tags={"dagster/partition": key})
     records = instance.get_run_records(runs, limit=50)
     statuses = [r.dagster_run.status for r in records]  # newest first
     if any(s in _WAITING for s in statuses):
+        return None
+    newest = max(batch_time(p) for p in pending) if pending else None
+    started = [
+        datetime.fromtimestamp(r.start_time, UTC)
+        for r in records
+        if r.dagster_run.status == dg.DagsterRunStatus.STARTED and r.start_time
+    ]
+    if started and (newest is None or max(started) > newest):
         return None
     failures = 0
     for status in statuses:
@@ -189,7 +209,7 @@ def merge_request(
         partition_key=key,
         run_key=f"{key}:{instance.get_runs_count(runs)}",
         run_config={"ops": {"events": {"config": {"pending": True}}}},
-        tags={PENDING_TAG: str(len(pending))},
+        tags={PENDING_TAG: str(len(pending)), MERGE_DAY_TAG: key},
     )
 
 
@@ -217,7 +237,7 @@ def merge_requests(
 @dg.sensor(
     name="pubsub_events_sensor",
     job=events_ingest_job,
-    minimum_interval_seconds=30,
+    minimum_interval_seconds=SENSOR_INTERVAL_SECONDS,
     default_status=dg.DefaultSensorStatus.RUNNING,
     description=(
         "Drains the Pub/Sub subscription (rounds back to back, within "

@@ -31,13 +31,12 @@ from ..support.daemon import (
 )
 
 MAX_MESSAGE_BYTES = 20_000
-# Today's sensor ticks every 30 s and each run starts a process per step (about 1.5
-# to 4 min on 2 cores, so `slow`): the bound only has to catch a hang.
-SETTLE_TIMEOUT = 480.0
+# Settles in ~30 s on a quiet 2-core machine (daemon start, one tick, one run per day),
+# so it runs in `make test`; the bound only has to catch a hang on a loaded one.
+SETTLE_TIMEOUT = 300.0
 
 
-@pytest.mark.slow
-@pytest.mark.timeout(720)
+@pytest.mark.timeout(480)
 def test_daemon_lands_the_corpus_exactly_and_checks_pass(tmp_path: Path) -> None:
     corpus = mixed_corpus(MAX_MESSAGE_BYTES)
     checks = partition_check_names()

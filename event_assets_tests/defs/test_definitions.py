@@ -10,6 +10,7 @@ import dagster as dg
 import yaml
 
 from event_assets.definitions import defs
+from event_assets.defs.ingestion import MERGE_DAY_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,11 +101,11 @@ def test_dagster_definitions_validate() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def test_run_queue_serializes_runs_of_one_partition() -> None:
+def test_run_queue_serializes_the_sensors_merges_of_one_day() -> None:
     config = yaml.safe_load((ROOT / "dagster.yaml").read_text())
     limits = config["run_queue"]["tag_concurrency_limits"]
     assert {
-        "key": "dagster/partition",
+        "key": MERGE_DAY_TAG,
         "value": {"applyLimitPerUniqueValue": True},
         "limit": 1,
     } in limits

@@ -13,11 +13,11 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 from deltalake import DeltaTable, write_deltalake
 
-from event_assets.defs.ingestion import INGEST_JOB, merge_request
+from event_assets.defs.ingestion import INGEST_JOB, MERGE_DAY_TAG, merge_request
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, publish
 from event_assets.settings import Settings, load_settings
-from event_assets.storage.landing import pending_batches, pending_by_day
+from event_assets.storage.landing import batch_time, pending_batches, pending_by_day
 
 from ..corpus import mixed_corpus
 from .conftest import check_results, run_partition, run_table_checks, sensor_tick
@@ -65,6 +65,8 @@ def test_sensor_tick_requests_runs_that_fill_the_table(
         assert request.run_key
         assert str(request.partition_key) in request.run_key
         assert request.run_config["ops"]["events"]["config"] == {"pending": True}
+        # The run queue's one-merge-per-day limit keys on this tag (dagster.yaml).
+        assert request.tags[MERGE_DAY_TAG] == request.partition_key
     assert result.cursor is not None
     cursor = json.loads(result.cursor)
     assert cursor["pulled"] == 88
@@ -139,7 +141,7 @@ def test_at_most_one_queued_run_per_day(settings: Settings, instance: dg.Dagster
     assert pending_batches(lake_of(settings), date.fromisoformat(today))
 
 
-def test_a_running_run_gets_one_queued_successor(
+def test_a_running_run_gets_a_successor_only_for_batches_it_may_have_missed(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
@@ -148,12 +150,16 @@ def test_a_running_run_gets_one_queued_successor(
     with Subscription(settings) as subscription:
         pull_round(settings, subscription, lake)
     pending = pending_by_day(lake)[today]
+    landed = max(batch_time(p) for p in pending)
     run = create_run_for_test(
         instance, job_name=INGEST_JOB, tags={"dagster/partition": today.isoformat()}
     )
     now = datetime.now(UTC)
-    _record(instance, run, dg.DagsterEventType.RUN_START, now)
-    # It may have listed its batches before the newest landed (or its worker died).
+    # Started after every pending batch landed: it lists them all, no successor.
+    _record(instance, run, dg.DagsterEventType.RUN_START, landed + timedelta(seconds=1))
+    assert merge_request(instance, load_settings(), today, pending, now) is None
+    # Started before the newest landed: it may have listed too early, one successor.
+    _record(instance, run, dg.DagsterEventType.RUN_START, landed - timedelta(seconds=1))
     assert merge_request(instance, load_settings(), today, pending, now) is not None
 
 
