@@ -521,8 +521,25 @@ def _print_table(results: dict[str, Any]) -> None:
         print(f"{label:<48} {fmt(comp['compact_seconds']):>30}")
         print(f"{'  plain rewrite of the same rows (s)':<48} {fmt(comp['rewrite_seconds']):>30}")
         print(f"{'  compaction / rewrite':<48} {comp['compact_over_rewrite']:>30.2f}")
+    if "startup" in results:
+        _print_startup(results["startup"])
     if "dagster" in results:
         _print_dagster(results["dagster"])
+
+
+def _print_startup(startup: dict[str, Any]) -> None:
+    """Fresh-process start-up against its goals (issue 13)."""
+    for name, label in (
+        ("import_dagster", "start-up: python -c 'import dagster' (s)"),
+        ("code_location", "  python -c 'import event_assets.definitions' (s)"),
+        ("cli_help", "  event-assets --help (s)"),
+    ):
+        print(f"{label:<48} {fmt(startup[name]):>30}")
+    over = startup["code_location_over_dagster_seconds"]
+    met = "met" if over <= 1.0 else "NOT met"
+    print(f"{'  code location - import dagster (s)':<48} {over:>30.2f}  goal <= 1.0 {met}")
+    cli = startup["cli_help"]["median"]
+    print(f"{'  CLI goal <= 1.5 s':<48} {'met' if cli <= 1.5 else 'NOT met':>30}")
 
 
 def _print_end_to_end(results: dict[str, Any]) -> None:
@@ -565,6 +582,7 @@ SECTIONS = (
     "other_partitions",
     "compaction",
     "dagster",
+    "startup",
 )
 
 
@@ -660,6 +678,11 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "compaction" in sections:
         results["compaction"] = bench_compaction(args.small_files, args.repeats)
+    if "startup" in sections:
+        from benchmarks.startup import bench_startup
+
+        # Five samples at full size: one start-up swings by ~0.5 s on this host.
+        results["startup"] = bench_startup(1 if args.small else max(args.repeats, 5))
     if "dagster" in sections:
         results["dagster"] = bench_dagster(
             backlog,

@@ -44,6 +44,7 @@ def test_benchmark_smoke(tmp_path: Path) -> None:
     results = json.loads(out.read_text())
     assert results["end_to_end"]["events_per_s"]["median"] > 0
     assert results["dedup_write"]["dedup_over_append"] > 0
+    assert results["startup"]["code_location"]["median"] > 0
     assert "dedup-write / append" in done.stdout
 
 
