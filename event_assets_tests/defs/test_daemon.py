@@ -9,10 +9,14 @@ deadline only bounds a hang.
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
+import dagster as dg
 import pytest
 
+from event_assets.faults import PAUSE_ENV, PAUSE_ONCE_ENV
 from event_assets.pubsub.client import publish
 
 from ..corpus import mixed_corpus
@@ -72,3 +76,69 @@ def test_daemon_lands_the_corpus_exactly_and_checks_pass(tmp_path: Path) -> None
         ingest_failures = [line for line in run_failures(lab.instance) if INGEST_JOB in line]
         assert not ingest_failures, ingest_failures
         assert run_counts(lab.instance, INGEST_JOB).get("SUCCESS", 0) >= len(counts.partitions)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
+    tmp_path: Path,
+) -> None:
+    """kill -9 of the daemon's whole process group (daemon, code server, a run worker
+    paused mid-merge), then a restart: nobody is left to report the run's end, so
+    without run monitoring it would stay STARTED for ever and hold its day's slot.
+    The local launcher lets monitoring see the worker is gone; the run is failed and
+    the sensor's retry merges the day: nothing lost, nothing doubled, no day blocked."""
+    corpus = mixed_corpus(MAX_MESSAGE_BYTES)
+    paused = tmp_path / "paused-worker.pid"
+    with DaemonLab(
+        tmp_path,
+        name="daemon-kill",
+        MAX_MESSAGE_BYTES=MAX_MESSAGE_BYTES,
+        RUN_RETRY_BASE_SECONDS=1,
+    ) as lab:
+        # The first merge to reach its commit pauses there (and only that one).
+        lab.env[PAUSE_ENV] = "before_commit"
+        lab.env[PAUSE_ONCE_ENV] = str(paused)
+        publish(lab.settings, corpus.messages)
+        lab.start_daemon()
+
+        def paused_pid() -> int | None:
+            text = paused.read_text() if paused.exists() else ""
+            return int(text) if text else None
+
+        pid = lab.wait_for(paused_pid, timeout=SETTLE_TIMEOUT, what="a merge paused")
+        (victim,) = [
+            r
+            for r in lab.instance.get_runs(
+                dg.RunsFilter(job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.STARTED])
+            )
+            if _worker_pid(lab.instance, r.run_id) == pid
+        ]
+        assert lab.daemon is not None
+        os.killpg(lab.daemon.pid, signal.SIGKILL)
+        lab.stop_daemon()  # reaps the leader; the group is gone already
+        lab.start_daemon()
+
+        def failed() -> dg.DagsterRun | None:
+            run = lab.instance.get_run_by_id(victim.run_id)
+            return run if run is not None and run.status == dg.DagsterRunStatus.FAILURE else None
+
+        lab.wait_for(failed, timeout=SETTLE_TIMEOUT, what="the orphaned run marked failed")
+
+        def exact() -> TableCounts | None:
+            counts = table_counts(lab.events_uri)
+            busy = in_flight(run_counts(lab.instance, INGEST_JOB))
+            return None if busy or counts.rows != corpus.unique_events else counts
+
+        counts = lab.wait_for(exact, timeout=SETTLE_TIMEOUT, what="table exact after the kill")
+        assert counts.unique_ids == counts.rows == corpus.unique_events
+        # The victim, and any other run the kill caught between launch and its end.
+        assert run_counts(lab.instance, INGEST_JOB).get("FAILURE", 0) >= 1
+
+
+def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+    ).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    return event.pid if event is not None else None

@@ -1,0 +1,78 @@
+"""The local run launcher: Dagster's default one, plus a health check run monitoring can use.
+
+`DefaultRunLauncher` starts each run worker as a child process of the code server but
+cannot tell run monitoring whether that worker is still alive. A worker killed by
+the OOM killer, a `kill -9` or a crash of the machine's session then leaves its run
+STARTED for ever, and the run queue's one-merge-per-day slot with it: no later merge
+of that day would start. This launcher reads the worker's pid from the run's
+`RUN_START` event and checks it on this machine, so the daemon's run monitoring
+(`run_monitoring` in `dagster.yaml`) fails the run and the sensor requests a new one.
+Production uses the Cloud Run launcher, whose health check asks Cloud Run instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+
+
+def _process(pid: int) -> tuple[str, float | None] | None:
+    """(state letter, start time as a Unix timestamp) of a process; None if there is none.
+
+    Without /proc (macOS) only existence is known: state "?" and no start time.
+    """
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass
+        return ("?", None)
+    fields = stat.rsplit(")", 1)[1].split()  # fields 3.. of proc(5); the name may hold spaces
+    boot = next(
+        float(line.split()[1])
+        for line in Path("/proc/stat").read_text().splitlines()
+        if line.startswith("btime ")
+    )
+    return (fields[0], boot + int(fields[19]) / os.sysconf("SC_CLK_TCK"))
+
+
+# A process that started this long after the run's RUN_START is another one with the pid.
+_PID_REUSE_MARGIN_SECONDS = 5.0
+
+
+class LocalRunLauncher(DefaultRunLauncher):
+    """`DefaultRunLauncher` whose dead run workers run monitoring can see."""
+
+    @property
+    def supports_check_run_worker_health(self) -> bool:
+        return True
+
+    def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
+        records = self._instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+        ).records
+        event = records[0].event_log_entry.dagster_event if records else None
+        pid = event.pid if event is not None else None
+        if pid is None:
+            # Not started yet, or an event without a pid: nothing to judge by.
+            return CheckRunHealthResult(WorkerStatus.RUNNING, "no worker pid recorded yet")
+        process = _process(pid)
+        started = records[0].event_log_entry.timestamp
+        if (
+            process is None
+            or process[0] in ("Z", "X")
+            or (process[1] is not None and process[1] > started + _PID_REUSE_MARGIN_SECONDS)
+        ):
+            return CheckRunHealthResult(
+                WorkerStatus.FAILED, f"run worker (pid {pid}) is no longer running"
+            )
+        return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid}")
