@@ -49,6 +49,17 @@ def _process(pid: int) -> tuple[str, float | None] | None:
 _PID_REUSE_MARGIN_SECONDS = 5.0
 
 
+def worker_start(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float] | None:
+    """(pid, timestamp) of the run's RUN_START event: its worker and when it started."""
+    records = instance.get_records_for_run(
+        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
+    ).records
+    event = records[0].event_log_entry.dagster_event if records else None
+    if event is None or event.pid is None:
+        return None
+    return event.pid, records[0].event_log_entry.timestamp
+
+
 class LocalRunLauncher(DefaultRunLauncher):
     """`DefaultRunLauncher` whose dead run workers run monitoring can see."""
 
@@ -57,16 +68,12 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        records = self._instance.get_records_for_run(
-            run.run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
-        ).records
-        event = records[0].event_log_entry.dagster_event if records else None
-        pid = event.pid if event is not None else None
-        if pid is None:
+        found = worker_start(self._instance, run.run_id)
+        if found is None:
             # Not started yet, or an event without a pid: nothing to judge by.
             return CheckRunHealthResult(WorkerStatus.RUNNING, "no worker pid recorded yet")
+        pid, started = found
         process = _process(pid)
-        started = records[0].event_log_entry.timestamp
         if (
             process is None
             or process[0] in ("Z", "X")

@@ -16,6 +16,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from event_assets.defs.run_launcher import worker_start
 from event_assets.faults import PAUSE_ENV, PAUSE_ONCE_ENV
 from event_assets.pubsub.client import publish
 
@@ -112,7 +113,7 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
             for r in lab.instance.get_runs(
                 dg.RunsFilter(job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.STARTED])
             )
-            if _worker_pid(lab.instance, r.run_id) == pid
+            if (worker_start(lab.instance, r.run_id) or (None,))[0] == pid
         ]
         assert lab.daemon is not None
         os.killpg(lab.daemon.pid, signal.SIGKILL)
@@ -134,11 +135,3 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
         assert counts.unique_ids == counts.rows == corpus.unique_events
         # The victim, and any other run the kill caught between launch and its end.
         assert run_counts(lab.instance, INGEST_JOB).get("FAILURE", 0) >= 1
-
-
-def _worker_pid(instance: dg.DagsterInstance, run_id: str) -> int | None:
-    records = instance.get_records_for_run(
-        run_id, of_type=dg.DagsterEventType.RUN_START, limit=1
-    ).records
-    event = records[0].event_log_entry.dagster_event if records else None
-    return event.pid if event is not None else None
