@@ -15,12 +15,16 @@ import json
 import sys
 import threading
 from datetime import date
+from typing import TYPE_CHECKING
 
 from event_assets.ingest import lake_of
 from event_assets.settings import load_settings
 from event_assets.storage.landing import pending_batches
 from event_assets.storage.maintenance import compact, vacuum
 from event_assets.storage.tables import events_target
+
+if TYPE_CHECKING:
+    import dagster as dg
 
 MAX_TICKS = 40
 
@@ -45,6 +49,7 @@ def run_sensor() -> dict[str, int]:
     with dg.DagsterInstance.get() as instance:
         cursor: str | None = None
         for _ in range(MAX_TICKS):
+            _monitor_runs(instance)
             context = dg.build_sensor_context(
                 instance=instance, cursor=cursor, resources={"event_assets": EventAssetsResource()}
             )
@@ -69,6 +74,24 @@ def run_sensor() -> dict[str, int]:
             if not requests and idle and not pending_batches(lake):
                 break
     return totals
+
+
+def _monitor_runs(instance: dg.DagsterInstance) -> None:
+    """The daemon's run monitoring, played here: fail runs whose worker was killed.
+
+    A killed worker leaves its run STARTED; the real daemon's run monitoring
+    (`LocalRunLauncher`'s health check) fails it, and the sensor's retry follows.
+    """
+    import dagster as dg
+
+    from event_assets.defs.ingestion import INGEST_JOB
+    from event_assets.defs.run_launcher import worker_gone
+
+    started = dg.RunsFilter(job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.STARTED])
+    for run in instance.get_runs(started):
+        gone = worker_gone(instance, run.run_id)
+        if gone is not None:
+            instance.report_run_failed(run, gone)
 
 
 def run_compact() -> dict[str, int]:

@@ -60,6 +60,25 @@ def worker_start(instance: dg.DagsterInstance, run_id: str) -> tuple[int, float]
     return event.pid, records[0].event_log_entry.timestamp
 
 
+def worker_gone(instance: dg.DagsterInstance, run_id: str) -> str | None:
+    """Why the run's worker is known to be gone (on this machine), or None.
+
+    None too when no worker pid is recorded yet: nothing to judge by.
+    """
+    found = worker_start(instance, run_id)
+    if found is None:
+        return None
+    pid, started = found
+    process = _process(pid)
+    if (
+        process is None
+        or process[0] in ("Z", "X")
+        or (process[1] is not None and process[1] > started + _PID_REUSE_MARGIN_SECONDS)
+    ):
+        return f"run worker (pid {pid}) is no longer running"
+    return None
+
+
 class LocalRunLauncher(DefaultRunLauncher):
     """`DefaultRunLauncher` whose dead run workers run monitoring can see."""
 
@@ -68,18 +87,7 @@ class LocalRunLauncher(DefaultRunLauncher):
         return True
 
     def check_run_worker_health(self, run: dg.DagsterRun) -> CheckRunHealthResult:
-        found = worker_start(self._instance, run.run_id)
-        if found is None:
-            # Not started yet, or an event without a pid: nothing to judge by.
-            return CheckRunHealthResult(WorkerStatus.RUNNING, "no worker pid recorded yet")
-        pid, started = found
-        process = _process(pid)
-        if (
-            process is None
-            or process[0] in ("Z", "X")
-            or (process[1] is not None and process[1] > started + _PID_REUSE_MARGIN_SECONDS)
-        ):
-            return CheckRunHealthResult(
-                WorkerStatus.FAILED, f"run worker (pid {pid}) is no longer running"
-            )
-        return CheckRunHealthResult(WorkerStatus.RUNNING, f"run worker pid {pid}")
+        gone = worker_gone(self._instance, run.run_id)
+        if gone is not None:
+            return CheckRunHealthResult(WorkerStatus.FAILED, gone)
+        return CheckRunHealthResult(WorkerStatus.RUNNING)
