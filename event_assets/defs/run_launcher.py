@@ -16,7 +16,7 @@ import os
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.launcher import CheckRunHealthResult, DefaultRunLauncher, WorkerStatus
+from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
 
 
 def _process(pid: int) -> tuple[str, float | None] | None:
@@ -79,7 +79,7 @@ def worker_gone(instance: dg.DagsterInstance, run_id: str) -> str | None:
     return None
 
 
-class LocalRunLauncher(DefaultRunLauncher):
+class LocalRunLauncher(dg.DefaultRunLauncher):
     """`DefaultRunLauncher` whose dead run workers run monitoring can see."""
 
     @property

@@ -113,7 +113,7 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
             for r in lab.instance.get_runs(
                 dg.RunsFilter(job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.STARTED])
             )
-            if (worker_start(lab.instance, r.run_id) or (None,))[0] == pid
+            if (start := worker_start(lab.instance, r.run_id)) is not None and start[0] == pid
         ]
         assert lab.daemon is not None
         os.killpg(lab.daemon.pid, signal.SIGKILL)
