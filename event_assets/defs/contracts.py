@@ -16,18 +16,29 @@ from event_assets.contracts import (
 from event_assets.contracts import checks as contract_checks
 
 from .checks import check_result
-from .ingestion import OWNER, events
+from .ingestion import events
 from .partitions import daily_partitions
 from .resources import EventAssetsResource
+from .sources import OWNER
 
 GROUP = "contracts"
 
+# At most one refresh of a contract day per this cron's ticks: a contract run re-validates
+# its whole day, and under a steady trickle `events` changes every tick, so unthrottled
+# eager runs would take most of a core from the merges on a big day.
+CONTRACT_REFRESH_CRON = "*/2 * * * *"
+
 # `eager()` restricted to the latest day would miss late events and backfills of older
 # days of `events`; without that restriction a contract day is re-materialized whenever
-# its `events` day is updated (and not in progress), whatever the date.
-CONTRACT_AUTOMATION = dg.AutomationCondition.eager().without(
-    dg.AutomationCondition.in_latest_time_window()
+# its `events` day is updated (and not in progress), whatever the date, at the first
+# refresh tick after the update.
+_REFRESH_DUE: dg.AutomationCondition[dg.AssetKey] = dg.AutomationCondition.cron_tick_passed(
+    CONTRACT_REFRESH_CRON, cron_timezone="UTC"
 )
+CONTRACT_AUTOMATION = (
+    dg.AutomationCondition.eager().without(dg.AutomationCondition.in_latest_time_window())
+    & _REFRESH_DUE.since_last_handled()  # type: ignore[misc, operator]  # typed for checks
+).with_label(f"eager, at most once per {CONTRACT_REFRESH_CRON}")
 
 _ARROW_TO_LABEL = {"timestamp[us, tz=UTC]": "timestamp", "date32[day]": "date"}
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import dagster as dg
 import pytest
@@ -21,6 +22,9 @@ from event_assets.settings import Settings
 
 from ..contracts.messages import contract_messages
 from .conftest import run_partition, sensor_tick
+
+if TYPE_CHECKING:
+    from dagster._core.definitions.asset_daemon_cursor import AssetDaemonCursor
 
 # evaluate_automation_conditions selects with a beta parameter of its own.
 pytestmark = pytest.mark.filterwarnings("ignore::dagster.BetaWarning")
@@ -69,17 +73,39 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[
     return dict(by_partition)
 
 
+REFRESH = timedelta(minutes=2)  # CONTRACT_REFRESH_CRON
+
+
+def _after_refresh_tick(now: datetime) -> datetime:
+    """A second after the next refresh tick (every 2 minutes, on the minute)."""
+    tick = now.replace(second=0, microsecond=0) + timedelta(minutes=2 - now.minute % 2)
+    return tick + timedelta(seconds=1)
+
+
+def _evaluate(
+    instance: dg.DagsterInstance, at: datetime, cursor: AssetDaemonCursor | None
+) -> dg.EvaluateAutomationConditionsResult:
+    return dg.evaluate_automation_conditions(
+        defs=defs, instance=instance, evaluation_time=at, cursor=cursor
+    )
+
+
 def test_events_flow_into_contract_assets_automatically(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
-    # The automation sensor has been ticking before any event arrived.
-    idle = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+    # The automation sensor has been ticking before any event arrived. Evaluations run on
+    # a clock of their own, from just after a refresh tick (CONTRACT_REFRESH_CRON).
+    start = _after_refresh_tick(datetime.now(UTC))
+    idle = _evaluate(instance, start, None)
     assert idle.total_requested == 0
     messages = contract_messages()
     publish(settings, messages.messages)
     cursor = _ingest(instance)
 
-    updated = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=idle.cursor)
+    # The update waits for the next refresh tick, then every updated day is requested.
+    throttled = _evaluate(instance, start + timedelta(seconds=30), idle.cursor)
+    assert throttled.total_requested == 0
+    updated = _evaluate(instance, start + REFRESH + timedelta(seconds=1), throttled.cursor)
     requested = _requested(updated)
     days = sorted({day for _, day in messages.expected})
     assert sorted(requested) == days
@@ -98,7 +124,7 @@ def test_events_flow_into_contract_assets_automatically(
             assert rate.severity == dg.AssetCheckSeverity.WARN
 
     # Nothing changed upstream: nothing to do.
-    settled = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=updated.cursor)
+    settled = _evaluate(instance, start + REFRESH + timedelta(seconds=30), updated.cursor)
     assert settled.total_requested == 0
 
     # Re-materializing a day is idempotent.
@@ -109,16 +135,14 @@ def test_events_flow_into_contract_assets_automatically(
     assert again["person_v1"]["rows"] == messages.expected[("person_v1", today)][0]
     table.update_incremental()
     assert table.to_pyarrow_table().num_rows == rows_before
-    ticked = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=settled.cursor)
+    ticked = _evaluate(instance, start + 2 * REFRESH + timedelta(seconds=1), settled.cursor)
     assert ticked.total_requested == 0  # a manual run is not a reason for another
 
     # A new event on today's `events` partition brings today's contract days up to date.
     late = (b'{"name": "Late", "lastname": "Comer"}', {"event_type": "com.example.person.v1"})
     publish(settings, [late])
     _ingest(instance, cursor)
-    refreshed = dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, cursor=ticked.cursor
-    )
+    refreshed = _evaluate(instance, start + 3 * REFRESH + timedelta(seconds=1), ticked.cursor)
     assert _requested(refreshed) == {today: NAMES}
     metadata, _ = _materialize(instance, today, ["person_v1"])
     assert metadata["person_v1"]["rows"] == messages.expected[("person_v1", today)][0] + 1
