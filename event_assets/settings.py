@@ -7,7 +7,7 @@ differ only in values (`LAKE_URI=./path` vs `gs://...`), never in code paths.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated
@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveInt = Annotated[int, Field(gt=0)]
 SAFE_RETENTION_HOURS = 168  # Delta's default deletedFileRetentionDuration
+RECENT_PARTITION_DAYS = 7  # the days before today that have a partition by default
 
 
 class SettingsError(ValueError):
@@ -76,7 +77,13 @@ class Settings(BaseSettings):
         ),
     )
     PARTITIONS_START_DATE: date = Field(
-        default=date(2020, 1, 1), description="First daily partition; older events quarantined."
+        default_factory=lambda: datetime.now(UTC).date() - timedelta(days=RECENT_PARTITION_DAYS),
+        description=(
+            "First daily partition; older events are quarantined. A deployment sets it once, "
+            "to the first day its data can hold, and never moves it; unset (`make dev`, a "
+            "trial), it is the last RECENT_PARTITION_DAYS days, so the UI shows only days "
+            "that can hold data."
+        ),
     )
     DEDUP_WINDOW_DAYS: Annotated[int, Field(ge=0, le=7)] = Field(
         default=1,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,6 +16,10 @@ from event_assets.settings import Settings, load_settings
 from .support.gcs_fake import GcsFake, service_account_key
 
 _names = itertools.count()
+
+# The test corpora carry fixed dates (2026-11-20): give them partitions, whatever today is.
+# Set before any test imports the code location, whose partitions are read at import.
+os.environ.setdefault("PARTITIONS_START_DATE", "2020-01-01")
 
 
 @pytest.fixture

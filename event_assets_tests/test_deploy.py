@@ -405,6 +405,7 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
         "TF_VAR_project_id": "${{ vars.GCP_PROJECT_ID }}",
         "TF_VAR_region": "${{ vars.GCP_REGION }}",
         "TF_VAR_image": "${{ needs.build.outputs.image }}",
+        "TF_VAR_partitions_start_date": "${{ vars.PARTITIONS_START_DATE }}",
     }
     assert plan["defaults"]["run"]["working-directory"] == "infra/envs/${{ matrix.environment }}"
     plan_text = _steps_text(plan)

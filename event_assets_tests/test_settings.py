@@ -1,21 +1,29 @@
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from event_assets.settings import SettingsError, load_settings
+from event_assets.settings import RECENT_PARTITION_DAYS, SettingsError, load_settings
 
 
 def test_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("LAKE_URI", "PUBSUB_EMULATOR_HOST", "PUBSUB_TOPIC", "GCP_PROJECT_ID"):
+    for name in (
+        "LAKE_URI",
+        "PUBSUB_EMULATOR_HOST",
+        "PUBSUB_TOPIC",
+        "GCP_PROJECT_ID",
+        "PARTITIONS_START_DATE",
+    ):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
     assert settings.LAKE_URI == "./.data/lake"
     assert settings.topic_path == "projects/local-project/topics/events"
     assert settings.subscription_path == "projects/local-project/subscriptions/events-ingest"
-    assert settings.PARTITIONS_START_DATE == date(2020, 1, 1)
+    # Unset, only recent days have partitions (a deployment sets its own start).
+    today = datetime.now(UTC).date()
+    assert settings.PARTITIONS_START_DATE == today - timedelta(days=RECENT_PARTITION_DAYS)
     assert settings.FUTURE_SKEW_SECONDS == 300
     assert settings.EVENT_TIME_FIELD is None
 

@@ -9,6 +9,8 @@ module "stack" {
   region     = var.region
   image      = var.image
 
+  partitions_start_date = var.partitions_start_date
+
   sql_tier                = local.sql_tier
   sql_availability_type   = local.sql_availability_type
   sql_retained_backups    = local.sql_retained_backups

@@ -16,6 +16,11 @@ variable "image" {
   type        = string
 }
 
+variable "partitions_start_date" {
+  description = "PARTITIONS_START_DATE (YYYY-MM-DD): the first day this deployment's data can hold (its first daily partition; older events are quarantined). Set it once; never change it once data exists."
+  type        = string
+}
+
 variable "webserver_ingress" {
   description = "Webserver ingress (see modules/cloud_run); the default admits only Google Cloud load balancers."
   type        = string

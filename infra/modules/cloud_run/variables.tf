@@ -82,7 +82,6 @@ variable "decode_workers" {
 variable "partitions_start_date" {
   description = "PARTITIONS_START_DATE (YYYY-MM-DD): first daily partition; must never change once data exists."
   type        = string
-  default     = "2020-01-01"
 
   validation {
     condition     = can(regex("^\\d{4}-\\d{2}-\\d{2}$", var.partitions_start_date))

@@ -76,7 +76,6 @@ variable "decode_workers" {
 variable "partitions_start_date" {
   description = "PARTITIONS_START_DATE (YYYY-MM-DD); never change it once data exists."
   type        = string
-  default     = "2020-01-01"
 }
 
 variable "webserver_ingress" {
