@@ -2,7 +2,12 @@
 
 import dagster as dg
 
-from event_assets.defs.checks import all_checks
+from event_assets.defs.checks import (
+    all_checks,
+    events_audit,
+    events_health_job,
+    events_health_schedule,
+)
 from event_assets.defs.contracts import (
     contract_assets,
     contract_checks_defs,
@@ -13,14 +18,13 @@ from event_assets.defs.maintenance import (
     events_compaction,
     events_compaction_job,
     events_compaction_schedule,
-    events_health_job,
-    events_health_schedule,
-    events_quarantine,
     events_vacuum,
     events_vacuum_job,
     events_vacuum_schedule,
 )
+from event_assets.defs.quarantine import events_quarantine
 from event_assets.defs.resources import EventAssetsResource
+from event_assets.defs.sources import PUBSUB_SUBSCRIPTION
 from event_assets.observability import configure_observability
 from event_assets.settings import load_settings
 
@@ -29,7 +33,15 @@ from event_assets.settings import load_settings
 configure_observability(load_settings())
 
 defs = dg.Definitions(
-    assets=[events, events_quarantine, events_compaction, events_vacuum, *contract_assets],
+    assets=[
+        PUBSUB_SUBSCRIPTION,
+        events,
+        events_quarantine,
+        events_audit,
+        events_compaction,
+        events_vacuum,
+        *contract_assets,
+    ],
     asset_checks=[*all_checks, *contract_checks_defs],
     jobs=[events_ingest_job, events_compaction_job, events_vacuum_job, events_health_job],
     sensors=[pubsub_events_sensor, contracts_automation_sensor],

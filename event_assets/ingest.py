@@ -21,6 +21,7 @@ from functools import partial
 from typing import cast
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from event_assets.decode_pool import DecodeOptions, Decoder
 from event_assets.faults import checkpoint
@@ -40,7 +41,7 @@ from event_assets.storage.landing import (
     read_batches,
 )
 from event_assets.storage.landing import land_batch as _land_batch
-from event_assets.storage.maintenance import existing_table
+from event_assets.storage.maintenance import existing_table, table_file_stats
 from event_assets.storage.tables import events_target, quarantine_target
 
 MERGE_CHUNK_BATCHES = 20
@@ -96,6 +97,24 @@ class MergeResult:
     repaired: int = 0
     duplicates_in_window: int = 0
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
+    day_rows: int = 0  # the day's rows after the merge (from the Delta log's file stats)
+    newest_event_time: datetime | None = None  # of the rows read (merged or duplicate)
+    newest_ingested_at: datetime | None = None  # when the newest of them landed
+    committed_at: datetime | None = None  # after the last commit (or mark) of the merge
+
+    @property
+    def event_lag_seconds(self) -> float | None:
+        """From the newest event time read to the commit: how stale the day's newest row is."""
+        return _seconds_between(self.newest_event_time, self.committed_at)
+
+    @property
+    def landing_lag_seconds(self) -> float | None:
+        """From the newest landing read to the commit: the wait in the landing zone."""
+        return _seconds_between(self.newest_ingested_at, self.committed_at)
+
+
+def _seconds_between(start: datetime | None, end: datetime | None) -> float | None:
+    return None if start is None or end is None else round((end - start).total_seconds(), 3)
 
 
 def partition_range(settings: Settings, now: datetime | None = None) -> tuple[date, date]:
@@ -410,9 +429,14 @@ def _merge_partition(
         max_attempts=settings.WRITE_MAX_ATTEMPTS,
     )
     totals: defaultdict[str, int] = defaultdict(int)
+    newest: dict[str, datetime] = {}
     version = -1
     for chunk in _chunks(batch_paths):
         rows = read_batches(lake, chunk)
+        for column in ("event_time", "ingested_at"):
+            chunk_newest = pc.max(rows[column]).as_py() if rows.num_rows else None
+            if chunk_newest is not None and (column not in newest or chunk_newest > newest[column]):
+                newest[column] = chunk_newest
         checkpoint("before_commit")
         written = write(rows)
         totals["rows_read"] += rows.num_rows
@@ -437,6 +461,7 @@ def _merge_partition(
             write(rows)
             facts = audit.inspect(target, rows)
         audit.record(facts)
+    committed_at = datetime.now(UTC)
     if version < 0:
         version = _table_version(target)
     return MergeResult(
@@ -446,6 +471,10 @@ def _merge_partition(
         seconds=round(time.perf_counter() - started, 3),
         table_uri=target.uri,
         checks=audit.outcomes(),
+        day_rows=table_file_stats(target, [partition.isoformat()]).rows,
+        newest_event_time=newest.get("event_time"),
+        newest_ingested_at=newest.get("ingested_at"),
+        committed_at=committed_at,
         **totals,
     )
 

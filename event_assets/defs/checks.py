@@ -1,6 +1,11 @@
-"""Scheduled asset checks on `events` (whole days and the whole table): wiring over
-`event_assets.storage.checks`. The per-merge checks are reported by the `events`
-asset itself (its check_specs), from what each merge read and wrote."""
+"""The scheduled whole-table audit of `events`: wiring over `event_assets.storage.checks`.
+
+The per-merge checks are reported by the `events` asset itself (its check_specs), from
+what each merge read and wrote. The checks of whole days and of the whole table belong
+to `events_audit`, an asset of their own: the UI runs every check of an asset with each
+materialization of one of its partitions, so on `events` a backfill of one day would
+re-audit the whole table.
+"""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,11 +13,13 @@ import dagster as dg
 
 from event_assets.storage import checks
 from event_assets.storage.landing import pending_by_day
-from event_assets.storage.maintenance import recently_touched_partitions
+from event_assets.storage.maintenance import recently_touched_partitions, table_file_stats
 from event_assets.storage.tables import events_target, quarantine_target
 
 from .ingestion import events
+from .quarantine import events_quarantine
 from .resources import EventAssetsResource
+from .sources import OWNER
 
 
 def check_result(
@@ -31,8 +38,33 @@ def check_result(
 AUDIT_LOOKBACK = timedelta(hours=2)
 
 
+@dg.asset(
+    name="events_audit",
+    deps=[events, events_quarantine],
+    group_name="ingestion",
+    kinds={"deltalake"},
+    owners=[OWNER],
+    description=(
+        "The health schedule's audit of `events` as a whole: table totals here, and its "
+        "checks over recent days, freshness and accounting (published = inserted + "
+        "duplicates + quarantined)."
+    ),
+)
+def events_audit(event_assets: EventAssetsResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
+    lake = event_assets.lake()
+    stats = table_file_stats(events_target(lake))
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": stats.rows,
+            "files": stats.files,
+            "table_bytes": stats.bytes,
+            "table_uri": dg.MetadataValue.path(lake.events_uri),
+        }
+    )
+
+
 @dg.asset_check(
-    asset=events,
+    asset=events_audit,
     name="recent_days_audit",
     description=(
         "Whole-day audit of today, yesterday, every day written in the last 2 hours and "
@@ -85,7 +117,7 @@ def recent_days_audit(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=events,
+    asset=events_audit,
     name="events_freshness",
     description="Something landed within FRESHNESS_MAX_LAG_MINUTES (newest ingested_at).",
 )
@@ -100,7 +132,7 @@ def events_freshness(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(
-    asset=events,
+    asset=events_audit,
     name="accounting",
     description=(
         "published = inserted + duplicates + quarantined, from storage alone: every landing "
@@ -116,3 +148,17 @@ def accounting(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
 
 
 all_checks = [recent_days_audit, events_freshness, accounting]
+
+events_health_job = dg.define_asset_job(
+    "events_health_job",
+    selection=dg.AssetSelection.assets(events_quarantine, events_audit),
+    description="Quarantine report, table totals, and the audit, freshness and accounting checks.",
+)
+events_health_schedule = dg.ScheduleDefinition(
+    name="events_health_schedule",
+    job=events_health_job,
+    cron_schedule="*/15 * * * *",
+    execution_timezone="UTC",
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Every 15 minutes: quarantine counts, table totals, audit, freshness, accounting.",
+)

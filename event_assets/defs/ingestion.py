@@ -12,15 +12,16 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 from pydantic import Field
 
-from event_assets.ingest import drain, merge_partition, partition_range
+from event_assets.ingest import MergeResult, drain, merge_partition, partition_range
 from event_assets.pubsub.client import PubSubUnavailableError, Subscription
 from event_assets.settings import Settings, SettingsError
 from event_assets.storage.landing import batch_time, pending_by_day
 
 from .partitions import daily_partitions
+from .quarantine import QUARANTINE_KEY, quarantine_report
 from .resources import EventAssetsResource
+from .sources import OWNER, PUBSUB_SUBSCRIPTION
 
-OWNER = "team:data-platform"
 INGEST_JOB = "events_ingest_job"
 PENDING_TAG = "event_assets/pending_batches"
 # The run queue (dagster.yaml) runs one merge run per value of this tag at a time. Only the
@@ -28,6 +29,9 @@ PENDING_TAG = "event_assets/pending_batches"
 # backfill, a re-materialization) do not wait behind them, and may overlap a merge of the
 # same day because the dedup-write detects and repairs a raced commit.
 MERGE_DAY_TAG = "event_assets/merge_day"
+# The run queue launches higher priorities first (default 0): a materialization or backfill
+# launched from the UI goes ahead of the sensor's routine merges.
+ROUTINE_PRIORITY = "-1"
 # Time between tick starts: most of the publish-to-queryable latency under a trickle. An
 # empty tick is one empty Pull (~1 s, mostly waiting), so ticking often is cheap.
 SENSOR_INTERVAL_SECONDS = 15
@@ -84,6 +88,7 @@ _WARN_CHECKS = {"cross_partition_duplicates"}
 
 @dg.asset(
     name="events",
+    deps=[PUBSUB_SUBSCRIPTION],
     partitions_def=daily_partitions,
     group_name="ingestion",
     kinds={"deltalake", "polars", "gcp"},
@@ -125,36 +130,41 @@ def events(
         )
         for name, outcome in merged.checks.items()
     ]
-    return dg.MaterializeResult(
-        check_results=check_results,
-        metadata={
-            "rows_inserted": merged.inserted,
-            "duplicates_skipped": merged.duplicates,
-            "rows_read": merged.rows_read,
-            "table_version": merged.version,
-            "files_added": merged.files_added,
-            "bytes_added": merged.bytes_added,
-            "seconds": merged.seconds,
-            "landing_batches": merged.batches,
-            "commit_attempts": merged.attempts,
-            "duplicates_repaired": merged.repaired,
-            "duplicates_in_window": merged.duplicates_in_window,
-            "table_uri": dg.MetadataValue.path(merged.table_uri),
-        },
-    )
+    return dg.MaterializeResult(check_results=check_results, metadata=merge_metadata(merged))
 
 
-# Whole-table checks: they run on the health schedule, not after every day's merge.
-TABLE_CHECKS = (
-    dg.AssetCheckKey(events.key, "events_freshness"),
-    dg.AssetCheckKey(events.key, "accounting"),
-    dg.AssetCheckKey(events.key, "recent_days_audit"),
-)
+def merge_metadata(merged: MergeResult) -> dict[str, dg.MetadataValue | int | float | str]:
+    """A merge as plottable metadata: units in the key names, and the counters that are
+    nearly always the same (commit attempts, repairs) only when they say something."""
+    metadata: dict[str, dg.MetadataValue | int | float | str] = {
+        "dagster/row_count": merged.day_rows,
+        "rows_inserted": merged.inserted,
+        "duplicates_skipped": merged.duplicates,
+        "rows_read": merged.rows_read,
+        "landing_batches": merged.batches,
+        "bytes_added": merged.bytes_added,
+        "merge_seconds": merged.seconds,
+        "table_version": merged.version,
+    }
+    lags = {
+        "event_lag_seconds": merged.event_lag_seconds,
+        "landing_lag_seconds": merged.landing_lag_seconds,
+    }
+    metadata.update({key: lag for key, lag in lags.items() if lag is not None})
+    unusual = {
+        "commit_attempts": (merged.attempts, merged.attempts > 1),
+        "duplicates_repaired": (merged.repaired, merged.repaired > 0),
+        "duplicates_in_window": (merged.duplicates_in_window, merged.duplicates_in_window > 0),
+    }
+    metadata.update({key: value for key, (value, shown) in unusual.items() if shown})
+    metadata["table_uri"] = dg.MetadataValue.path(merged.table_uri)
+    return metadata
+
 
 events_ingest_job = dg.define_asset_job(
     INGEST_JOB,
     # The per-merge checks are reported by the merge itself (check_specs).
-    selection=dg.AssetSelection.assets(events) - dg.AssetSelection.checks(*TABLE_CHECKS),
+    selection=dg.AssetSelection.assets(events),
     # One process per run: each step of a multiprocess run would start its own Python
     # and import the code location (seconds each), for a merge of a second or less.
     executor_def=dg.in_process_executor,
@@ -209,7 +219,11 @@ def merge_request(
         partition_key=key,
         run_key=f"{key}:{instance.get_runs_count(runs)}",
         run_config={"ops": {"events": {"config": {"pending": True}}}},
-        tags={PENDING_TAG: str(len(pending)), MERGE_DAY_TAG: key},
+        tags={
+            PENDING_TAG: str(len(pending)),
+            MERGE_DAY_TAG: key,
+            "dagster/priority": ROUTINE_PRIORITY,
+        },
     )
 
 
@@ -274,8 +288,22 @@ def pubsub_events_sensor(
         reasons = json.dumps(drained.total.quarantine_reasons)
         context.log.warning(f"quarantined by reason: {reasons}")
     cursor = json.dumps({**totals, "last_tick": tick}, sort_keys=True)
+    # Bad messages show on `events_quarantine` as they arrive, not only at the next health run.
+    reported = (
+        [
+            dg.AssetMaterialization(
+                asset_key=QUARANTINE_KEY,
+                description=f"{drained.total.quarantined} messages quarantined by this tick",
+                metadata=quarantine_report(lake, drained.total.quarantine_reasons),
+            )
+        ]
+        if drained.total.quarantined
+        else []
+    )
     if not requests:
         return dg.SensorResult(
-            skip_reason=dg.SkipReason(f"no run needed: {json.dumps(tick)}"), cursor=cursor
+            skip_reason=dg.SkipReason(f"no run needed: {json.dumps(tick)}"),
+            cursor=cursor,
+            asset_events=reported,
         )
-    return dg.SensorResult(run_requests=requests, cursor=cursor)
+    return dg.SensorResult(run_requests=requests, cursor=cursor, asset_events=reported)

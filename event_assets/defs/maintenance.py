@@ -1,18 +1,16 @@
-"""Scheduled upkeep of the table: compaction, vacuum, and the quarantine report."""
+"""Scheduled upkeep of the table: compaction and vacuum."""
 
 from datetime import UTC, datetime, timedelta
 
 import dagster as dg
-import pyarrow.compute as pc
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 from pydantic import Field
 
 from event_assets.storage.maintenance import compact, recently_touched_partitions, vacuum
 from event_assets.storage.tables import events_target
 
-from .ingestion import OWNER, TABLE_CHECKS, events
+from .ingestion import events
 from .resources import EventAssetsResource
+from .sources import OWNER
 
 
 class CompactionConfig(dg.Config):
@@ -99,57 +97,12 @@ def events_vacuum(
     )
 
 
-@dg.asset(
-    name="events_quarantine",
-    group_name="ingestion",
-    kinds={"deltalake", "polars"},
-    owners=[OWNER],
-    description=(
-        "The dead-letter table: every message that could not become an event, with its raw "
-        "bytes and reason. Materializing reports counts per reason; rows are written by the "
-        "sensor as messages arrive."
-    ),
-)
-def events_quarantine(event_assets: EventAssetsResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
-    lake = event_assets.lake()
-    try:
-        table = DeltaTable(lake.quarantine_uri, storage_options=lake.storage_options or None)
-        reasons = table.to_pyarrow_table(columns=["reason_code"])["reason_code"]
-    except TableNotFoundError:
-        reasons = None
-    counts: dict[str, int] = {}
-    if reasons is not None and len(reasons):
-        tallied = pc.value_counts(reasons)
-        counts = dict(
-            zip(
-                tallied.field("values").to_pylist(),
-                tallied.field("counts").to_pylist(),
-                strict=True,
-            )
-        )
-    rows = "\n".join(f"| {code} | {n} |" for code, n in sorted(counts.items()))
-    return dg.MaterializeResult(
-        metadata={
-            "rows": sum(counts.values()),
-            **{f"reason/{code}": n for code, n in counts.items()},
-            "by_reason": dg.MetadataValue.md(f"| reason | rows |\n| --- | --- |\n{rows}"),
-            "table_uri": dg.MetadataValue.path(lake.quarantine_uri),
-        }
-    )
-
-
 events_compaction_job = dg.define_asset_job(
     "events_compaction_job", selection=dg.AssetSelection.assets(events_compaction)
 )
 events_vacuum_job = dg.define_asset_job(
     "events_vacuum_job", selection=dg.AssetSelection.assets(events_vacuum)
 )
-events_health_job = dg.define_asset_job(
-    "events_health_job",
-    selection=dg.AssetSelection.assets(events_quarantine) | dg.AssetSelection.checks(*TABLE_CHECKS),
-    description="Quarantine report, freshness and accounting checks.",
-)
-
 events_compaction_schedule = dg.ScheduleDefinition(
     name="events_compaction_schedule",
     job=events_compaction_job,
@@ -165,12 +118,4 @@ events_vacuum_schedule = dg.ScheduleDefinition(
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Daily: vacuum, checkpoint, expired-log cleanup.",
-)
-events_health_schedule = dg.ScheduleDefinition(
-    name="events_health_schedule",
-    job=events_health_job,
-    cron_schedule="*/15 * * * *",
-    execution_timezone="UTC",
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Every 15 minutes: quarantine counts, freshness and accounting.",
 )

@@ -44,10 +44,11 @@ _T = TypeVar("_T")
 
 @dataclass(frozen=True)
 class FileStats:
-    """A count of data files and their total size."""
+    """A count of data files, their total size and (from the log's stats) their rows."""
 
     files: int
     bytes: int
+    rows: int = 0
 
 
 @dataclass(frozen=True)
@@ -272,7 +273,8 @@ def _snapshot_stats(
         actions = actions.filter(pc.is_in(column, value_set=wanted))
     if len(actions) == 0:
         return FileStats(0, 0)
-    return FileStats(len(actions), int(pc.sum(actions["size_bytes"]).as_py()))
+    rows = pc.sum(actions["num_records"]).as_py() if "num_records" in actions.column_names else 0
+    return FileStats(len(actions), int(pc.sum(actions["size_bytes"]).as_py()), int(rows or 0))
 
 
 def _require(target: DeltaTarget) -> DeltaTable:

@@ -19,20 +19,22 @@ def test_definitions_snapshot() -> None:
     repo = defs.get_repository_def()
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
         "events",
+        "events_audit",
         "events_compaction",
         "events_quarantine",
         "events_vacuum",
         "order_created_v1",
         "person_v1",
+        "pubsub_subscription",
     ]
     assert sorted(c.to_user_string() for c in repo.asset_graph.asset_check_keys) == [
-        "events:accounting",
         "events:cross_partition_duplicates",
         "events:event_id_unique",
-        "events:events_freshness",
         "events:landing_reconciliation",
-        "events:recent_days_audit",
         "events:required_columns_non_null",
+        "events_audit:accounting",
+        "events_audit:events_freshness",
+        "events_audit:recent_days_audit",
         "order_created_v1:events_reconciliation",
         "order_created_v1:violation_rate",
         "person_v1:events_reconciliation",

@@ -14,6 +14,7 @@ from dagster._core.test_utils import create_run_for_test
 from deltalake import DeltaTable, write_deltalake
 
 from event_assets.defs.ingestion import INGEST_JOB, MERGE_DAY_TAG, merge_request
+from event_assets.events.decode import ReasonCode
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, publish
 from event_assets.settings import Settings, load_settings
@@ -67,11 +68,21 @@ def test_sensor_tick_requests_runs_that_fill_the_table(
         assert request.run_config["ops"]["events"]["config"] == {"pending": True}
         # The run queue's one-merge-per-day limit keys on this tag (dagster.yaml).
         assert request.tags[MERGE_DAY_TAG] == request.partition_key
+        # Routine merges queue behind runs launched from the UI (priority 0).
+        assert int(request.tags["dagster/priority"]) < 0
     assert result.cursor is not None
     cursor = json.loads(result.cursor)
     assert cursor["pulled"] == 88
     assert cursor["quarantined"] == 8
     assert cursor["last_tick"]["backlog_left"] is False
+    # The tick reports what it quarantined on `events_quarantine`, every reason listed.
+    (reported,) = result.asset_events
+    assert isinstance(reported, dg.AssetMaterialization)
+    assert reported.asset_key == dg.AssetKey("events_quarantine")
+    quarantine = {k: v.value for k, v in reported.metadata.items()}
+    assert quarantine["rows_added"] == quarantine["dagster/row_count"] == 8
+    for reason in ReasonCode:
+        assert quarantine[f"reason/{reason.value}"] == corpus.bad.get(reason.value, 0)
 
     total = 0
     for request in requests:
@@ -81,6 +92,12 @@ def test_sensor_tick_requests_runs_that_fill_the_table(
         total += int(metadata["rows_inserted"].value)
         assert metadata["landing_batches"].value == 1
         assert int(metadata["table_version"].value) >= 0
+        # The day's total rows (one run per day here: what it inserted), and the lags.
+        assert metadata["dagster/row_count"].value == metadata["rows_inserted"].value
+        assert 0 <= float(metadata["landing_lag_seconds"].value) < 600
+        assert "event_lag_seconds" in metadata
+        # Counters that are nearly always the same are left out when they are.
+        assert not {"commit_attempts", "duplicates_repaired"} & set(metadata)
         checks = check_results(run)
         assert {name: c.passed for name, c in checks.items()} == dict.fromkeys(
             PER_MERGE_CHECKS, True

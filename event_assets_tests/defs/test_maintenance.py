@@ -6,6 +6,7 @@ import dagster as dg
 import pytest
 
 from event_assets.definitions import defs
+from event_assets.events.decode import ReasonCode
 from event_assets.pubsub.client import publish
 from event_assets.settings import Settings
 
@@ -83,9 +84,12 @@ def test_health_job_reports_quarantine_by_reason_and_freshness(
     result = defs.resolve_job_def("events_health_job").execute_in_process(instance=instance)
     meta = _metadata(result, "events_quarantine")
     corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
-    assert meta["rows"] == sum(corpus.bad.values())
-    for reason, count in corpus.bad.items():
-        assert meta[f"reason/{reason}"] == count
+    assert meta["dagster/row_count"] == sum(corpus.bad.values())
+    # Every reason is listed, zero included, so each plots as a series.
+    for reason in ReasonCode:
+        assert meta[f"reason/{reason.value}"] == corpus.bad.get(reason.value, 0)
+    audit = _metadata(result, "events_audit")
+    assert audit["dagster/row_count"] == corpus.unique_events
     evaluations = {
         e.event_specific_data.check_name: e.event_specific_data
         for e in result.all_events
