@@ -73,3 +73,8 @@ def demo_messages(
                 "n": i,
             }
             yield json.dumps(person).encode(), {"event_type": PERSON_TYPE}
+
+
+def demo_bad_message(n: int) -> tuple[bytes, dict[str, str]]:
+    """A message that cannot become an event (truncated JSON): what the quarantine shows."""
+    return f'{{"name": "Broken", "n": {n}'.encode(), {"event_type": PERSON_TYPE}

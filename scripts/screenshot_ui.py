@@ -1,14 +1,16 @@
-"""Screenshot the Dagster UI's `events` asset page after a few real materializations.
+"""Screenshot the Dagster UI after a few minutes of `make dev`-like load, and say what it shows.
 
-For the README and for reviewing UI regressions by eye: everything runs against throw-away
-state (a temp DAGSTER_HOME with our dagster.yaml, a temp lake, the in-process Pub/Sub
-emulator), so the developer's `.dagster_home` and `.data` are never touched.
+For the README and for reviewing the UI by eye, on throw-away state: a temp DAGSTER_HOME
+with our dagster.yaml, a temp lake, the emulator in its own process, the real
+`dagster-daemon` and `dagster-webserver` (the developer's `.dagster_home` and `.data`
+are never touched). Steps: start both, run `make dev`'s trickle (demo events and a bad
+message every 5 s) for `--minutes`, launch the health and compaction jobs and a day of
+`events` as the UI would, wait for the queue to drain, then read what the UI shows
+through its GraphQL API (failed checks, partitions, queue) and take headless Chromium
+screenshots of the pages a data engineer opens. Exits 1 if the UI shows a failed or
+never-ending check.
 
-Steps: publish demo events -> tick `pubsub_events_sensor` -> run each requested partition
-in-process -> again with new events -> run the health job (quarantine + freshness) -> start
-`dagster-webserver` on that instance -> headless Chromium screenshots.
-
-    uv run python scripts/screenshot_ui.py [--events 3000] [--out screenshots]
+    uv run python scripts/screenshot_ui.py [--minutes 4] [--out screenshots]
 
 Needs Debian's Chromium (`apt-get install chromium`); exits 2 with a message without it.
 """
@@ -16,66 +18,36 @@ Needs Debian's Chromium (`apt-get install chromium`); exits 2 with a message wit
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import subprocess
 import sys
 import tempfile
+import threading
+import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from event_assets.dev.run_dev import trickle
 from event_assets.dev.webserver import ROOT, Webserver, WebserverError
 
 CHROMIUM = Path("/usr/bin/chromium")
-START_TIMEOUT = 60.0
+START_TIMEOUT = 120.0
+SETTLE_TIMEOUT = 300.0
 SHOT_TIMEOUT = 120.0
+RECENT_DAYS = 6
 PAGES = {
-    "events_asset.png": "/assets/events",
+    "catalog.png": "/assets",
+    "events_overview.png": "/assets/events",
+    "events_partitions.png": "/assets/events?view=partitions&partition={today}",
     "events_checks.png": "/assets/events?view=checks",
+    "events_history.png": "/assets/events?view=events",
+    "events_lineage.png": "/assets/events?view=lineage",
+    "events_audit_checks.png": "/assets/events_audit?view=checks",
+    "contract_person_v1.png": "/assets/person_v1?view=partitions",
+    "quarantine.png": "/assets/events_quarantine",
+    "maintenance.png": "/assets/events_compaction",
+    "runs.png": "/runs",
+    "automation.png": "/automation",
 }
-
-
-def _materialize(publish_rounds: list[int]) -> None:
-    """Publish each round of demo events, tick the sensor, run every requested partition."""
-    import dagster as dg
-
-    from event_assets.definitions import defs
-    from event_assets.defs.ingestion import pubsub_events_sensor
-    from event_assets.defs.resources import EventAssetsResource
-    from event_assets.demo import demo_messages
-    from event_assets.pubsub.client import ensure_topic_and_subscription, publish
-    from event_assets.settings import load_settings
-
-    settings = load_settings()
-    ensure_topic_and_subscription(settings)
-    job = defs.resolve_job_def("events_ingest_job")
-    cursor: str | None = None
-    offset = 0
-    with dg.DagsterInstance.get() as instance:
-        for count in publish_rounds:
-            publish(settings, list(demo_messages(count, offset=offset)))
-            offset += count
-            context = dg.build_sensor_context(
-                instance=instance,
-                cursor=cursor,
-                resources={"event_assets": EventAssetsResource()},
-            )
-            result = pubsub_events_sensor(context)
-            assert isinstance(result, dg.SensorResult)
-            cursor = result.cursor
-            for request in result.run_requests or []:
-                run = job.execute_in_process(
-                    partition_key=request.partition_key,
-                    run_config=dict(request.run_config),
-                    tags=dict(request.tags),
-                    instance=instance,
-                )
-                inserted = run.asset_materializations_for_node("events")[0].metadata
-                print(
-                    f"  {request.partition_key}: "
-                    f"{inserted['rows_inserted'].value} inserted (run {run.run_id[:8]})"
-                )
-        health = defs.resolve_job_def("events_health_job").execute_in_process(instance=instance)
-        print(f"  events_health_job: {'ok' if health.success else 'FAILED'}")
 
 
 def _screenshot(url: str, path: Path, budget_ms: int) -> None:
@@ -107,7 +79,7 @@ def _screenshot(url: str, path: Path, budget_ms: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=3000, help="demo events, first round")
+    parser.add_argument("--minutes", type=float, default=4.0, help="trickle before the shots")
     parser.add_argument("--out", type=Path, default=ROOT / "screenshots")
     parser.add_argument("--budget-ms", type=int, default=15000, help="Chromium virtual time")
     args = parser.parse_args()
@@ -120,24 +92,17 @@ def main() -> int:
         return 2
     args.out.mkdir(parents=True, exist_ok=True)
 
-    from event_assets.pubsub.emulator import PubSubEmulator
+    from event_assets_tests.support.daemon import DaemonLab
+    from event_assets_tests.support.ui import launch_job, materialize_like_the_ui, read_ui
 
-    with tempfile.TemporaryDirectory(prefix="screenshot-ui-") as tmp, PubSubEmulator() as emulator:
-        home = Path(tmp) / "dagster_home"
-        home.mkdir()
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-        os.environ.update(
-            {
-                "DAGSTER_HOME": str(home),
-                "LAKE_URI": str(Path(tmp) / "lake"),
-                "PUBSUB_EMULATOR_HOST": emulator.address,
-            }
-        )
-        print(f"materializing into {home} (lake {os.environ['LAKE_URI']})")
-        # A second, smaller round re-materializes the same days, so they show history.
-        _materialize([args.events, max(args.events // 3, 1)])
-
-        with Webserver(dict(os.environ), Path(tmp) / "webserver.log") as webserver:
+    today = datetime.now(UTC).date()
+    start = (today - timedelta(days=RECENT_DAYS)).isoformat()
+    with (
+        tempfile.TemporaryDirectory(prefix="screenshot-ui-") as tmp,
+        DaemonLab(Path(tmp), name="screenshots", PARTITIONS_START_DATE=start) as lab,
+    ):
+        lab.start_daemon()
+        with Webserver(lab.env, Path(tmp) / "webserver.log") as webserver:
             try:
                 webserver.wait_until_loaded(START_TIMEOUT)
             except WebserverError as exc:
@@ -146,11 +111,32 @@ def main() -> int:
             # What the UI's "Skip" does: without it a "Join the Dagster community" dialog
             # covers every page served on localhost (stored under the temp DAGSTER_HOME).
             webserver.graphql("mutation { setNuxSeen }")
+            stop = threading.Event()
+            publisher = threading.Thread(target=trickle, args=(lab.settings, stop), daemon=True)
+            publisher.start()
+            print(f"trickle for {args.minutes} min into {lab.home} (UI {webserver.url})")
+            time.sleep(args.minutes * 60)  # the load itself, not a synchronization
+            stop.set()
+            publisher.join(timeout=60)
+            launch_job(webserver, "events_health_job")
+            launch_job(webserver, "events_compaction_job")
+            yesterday = (today - timedelta(days=1)).isoformat()
+            materialize_like_the_ui(webserver, "events", yesterday)
+            lab.wait_until_idle(timeout=SETTLE_TIMEOUT)
+            ui = read_ui(webserver)
             for name, page in PAGES.items():
                 path = args.out / name
+                page = page.format(today=today.isoformat())
                 _screenshot(webserver.url + page, path, args.budget_ms)
-                print(f"{path} ({path.stat().st_size // 1024} KB) <- {webserver.url}{page}")
-    return 0
+                print(f"{path} ({path.stat().st_size // 1024} KB) <- {page}")
+    bad = ui.checks_with("FAILED", "EXECUTION_FAILED", "IN_PROGRESS")
+    for name, stats in sorted(ui.partitions.items()):
+        print(f"{name}: {stats.materialized} of {stats.partitions} partitions materialized")
+    print(f"checks: {len(ui.latest_checks)} latest executions, {len(bad)} failed or running")
+    for key, description in sorted(bad.items()):
+        print(f"  {key}: {description}")
+    print(f"runs queued at the end: {ui.queued_runs}")
+    return 1 if bad else 0
 
 
 if __name__ == "__main__":

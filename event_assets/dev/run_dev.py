@@ -1,4 +1,4 @@
-"""`make dev`: emulator + a steady trickle of demo events + `dagster dev` with the sensor on.
+"""`make dev`: emulator + a steady trickle of demo events (and a few bad messages) + `dagster dev`.
 
 The emulator and the trickle run in this process; `dagster dev` (webserver and
 daemon) runs as a child with PUBSUB_EMULATOR_HOST pointing here and DAGSTER_HOME
@@ -16,24 +16,29 @@ import sys
 import threading
 from pathlib import Path
 
-from event_assets.demo import demo_messages
+from event_assets.demo import demo_bad_message, demo_messages
 from event_assets.pubsub.client import ensure_topic_and_subscription, publish
 from event_assets.pubsub.emulator import PubSubEmulator
-from event_assets.settings import SettingsError, load_settings
+from event_assets.settings import Settings, SettingsError, load_settings
 
 TRICKLE_EVENTS = int(os.environ.get("DEV_TRICKLE_EVENTS", "200"))
 TRICKLE_SECONDS = float(os.environ.get("DEV_TRICKLE_SECONDS", "5"))
 PORT = int(os.environ.get("DAGSTER_PORT", "3000"))
 
 
-def _trickle(stop: threading.Event) -> None:
-    """Publish a few hundred demo events every few seconds until stopped."""
-    settings = load_settings()
+def trickle(
+    settings: Settings,
+    stop: threading.Event,
+    *,
+    events: int = TRICKLE_EVENTS,
+    seconds: float = TRICKLE_SECONDS,
+) -> None:
+    """Publish `events` demo events and one bad message every `seconds` until stopped."""
     offset = 0
     while not stop.is_set():
-        publish(settings, list(demo_messages(TRICKLE_EVENTS, offset=offset)))
-        offset += TRICKLE_EVENTS
-        stop.wait(TRICKLE_SECONDS)
+        publish(settings, [*demo_messages(events, offset=offset), demo_bad_message(offset)])
+        offset += events
+        stop.wait(seconds)
 
 
 def main() -> int:
@@ -50,7 +55,7 @@ def main() -> int:
         except SettingsError as exc:
             print(f"dev: {exc}", file=sys.stderr)
             return 2
-        threading.Thread(target=_trickle, args=(stop,), daemon=True).start()
+        threading.Thread(target=trickle, args=(load_settings(), stop), daemon=True).start()
         print(f"Pub/Sub emulator on {emulator.address}; Dagster UI on http://127.0.0.1:{PORT}")
         dagster = subprocess.Popen(
             [

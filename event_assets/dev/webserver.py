@@ -77,10 +77,12 @@ class Webserver:
     def log_tail(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
-    def graphql(self, query: str, timeout: float = 10.0) -> dict[str, Any]:
+    def graphql(
+        self, query: str, variables: Mapping[str, Any] | None = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
         request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1 only)
             f"{self.url}/graphql",
-            data=json.dumps({"query": query}).encode(),
+            data=json.dumps({"query": query, "variables": dict(variables or {})}).encode(),
             headers={"Content-Type": "application/json"},
         )
         with urllib.request.urlopen(request, timeout=timeout) as response:  # noqa: S310

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 from pydantic import BaseModel
 
 from event_assets.contracts import (
@@ -112,6 +112,31 @@ def test_reapplying_a_day_is_idempotent(settings: Settings, published: ContractM
     # A day with no events of the contract's types replaces that day with nothing.
     empty = apply_contract(lake, PEOPLE, "2020-01-01", type_attribute="event_type")
     assert (empty.events, empty.rows, empty.violations) == (0, 0, 0)
+
+
+def test_reconciliation_fails_on_a_lost_or_doubled_row(
+    settings: Settings, published: ContractMessages
+) -> None:
+    lake = lake_of(settings)
+    today = datetime.now(UTC).date().isoformat()
+    apply_contract(lake, ORDERS, today, type_attribute="event_type")
+    assert contract_checks.reconciliation(lake, ORDERS, today, type_attribute="event_type").passed
+    table = DeltaTable(contract_table_uri(lake, ORDERS), storage_options=lake.storage_options)
+    row = _day(lake, ORDERS, today).slice(0, 1)
+    # Forged: the row appended twice over.
+    write_deltalake(table, row, mode="append", storage_options=lake.storage_options)
+    doubled = contract_checks.reconciliation(lake, ORDERS, today, type_attribute="event_type")
+    assert not doubled.passed
+    assert doubled.metadata["repeated"] == 1
+    # Forged: every copy of it deleted.
+    (event_id,) = row["event_id"].to_pylist()
+    DeltaTable(table.table_uri, storage_options=lake.storage_options).delete(
+        f"event_date = '{today}' AND event_id = '{event_id}'"
+    )
+    lost = contract_checks.reconciliation(lake, ORDERS, today, type_attribute="event_type")
+    assert not lost.passed
+    assert lost.metadata["missing"] == 1
+    assert event_id in str(lost.metadata["examples"])
 
 
 class OrderCreatedWithCoupon(OrderCreated):
