@@ -13,8 +13,10 @@ from .apply import (
     ContractSchemaError,
     apply_contract,
     contract_table_uri,
+    contract_target,
     read_events_of,
     validate,
+    violations_target,
     violations_uri,
 )
 from .arrow import model_arrow_schema, plan_schema
@@ -29,10 +31,12 @@ __all__ = [
     "ContractSchemaError",
     "apply_contract",
     "contract_table_uri",
+    "contract_target",
     "discover",
     "model_arrow_schema",
     "plan_schema",
     "read_events_of",
     "validate",
+    "violations_target",
     "violations_uri",
 ]

@@ -31,7 +31,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 
 from event_assets.events.identity import canonical_json
 from event_assets.events.schema import UTC_MICROS
-from event_assets.storage.delta import OPERATION_KEY
+from event_assets.storage.delta import OPERATION_KEY, DeltaTarget
 from event_assets.storage.lake import Lake
 
 from .arrow import SYSTEM_COLUMNS, conform, plan_schema, rows_to_table
@@ -66,6 +66,28 @@ def contract_table_uri(lake: Lake, contract: Contract) -> str:
 
 def violations_uri(lake: Lake) -> str:
     return lake.uri(VIOLATIONS_TABLE)
+
+
+def contract_target(lake: Lake, contract: Contract) -> DeltaTarget:
+    """The contract's table for maintenance (compaction per day, vacuum)."""
+    return DeltaTarget(
+        uri=contract_table_uri(lake, contract),
+        schema=contract.schema,
+        key="event_id",
+        partition_by="event_date",
+        storage_options=lake.storage_options,
+    )
+
+
+def violations_target(lake: Lake) -> DeltaTarget:
+    """`contract_violations` for maintenance. It is partitioned by contract and day, so it
+    is compacted whole: optimize rewrites only partitions that have several small files."""
+    return DeltaTarget(
+        uri=violations_uri(lake),
+        schema=VIOLATIONS_SCHEMA,
+        key="event_id",
+        storage_options=lake.storage_options,
+    )
 
 
 @dataclass(frozen=True)

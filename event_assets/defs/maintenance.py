@@ -1,22 +1,63 @@
-"""Scheduled upkeep of the table: compaction and vacuum."""
+"""Scheduled upkeep of every table of the lake: compaction and vacuum."""
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import dagster as dg
 from pydantic import Field
 
-from event_assets.storage.maintenance import compact, recently_touched_partitions, vacuum
-from event_assets.storage.tables import events_target
+from event_assets.contracts import contract_target, violations_target
+from event_assets.storage.delta import DeltaTarget
+from event_assets.storage.lake import Lake
+from event_assets.storage.maintenance import (
+    CompactResult,
+    compact,
+    recently_touched_partitions,
+    vacuum,
+)
+from event_assets.storage.tables import events_target, quarantine_target
 
+from .contracts import CONTRACTS
 from .ingestion import events
 from .resources import EventAssetsResource
 from .sources import OWNER
 
+COMPACT_FIELDS = ("files_before", "files_after", "bytes_before", "bytes_after")
+VACUUM_FIELDS = ("files_before", "files_after", "bytes_before", "bytes_after", "files_deleted")
+
 
 class CompactionConfig(dg.Config):
-    """Partitions to compact; empty means those written in the last COMPACTION_LOOKBACK_HOURS."""
+    """Days to compact in the day-partitioned tables; empty means those written in the last
+    COMPACTION_LOOKBACK_HOURS. Tables without day partitions are compacted whole."""
 
     partitions: list[str] = Field(default_factory=list)
+
+
+def lake_tables(lake: Lake) -> list[tuple[str, DeltaTarget]]:
+    """Every Delta table of the lake, by the name the UI knows it by."""
+    return [
+        ("events", events_target(lake)),
+        ("events_quarantine", quarantine_target(lake)),
+        *((contract.name, contract_target(lake, contract)) for contract in CONTRACTS),
+        ("contract_violations", violations_target(lake)),
+    ]
+
+
+def _by_table(results: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """Totals over the tables, each table's figures under `<table>/`, and a summary table."""
+    metadata: dict[str, Any] = {
+        name: sum(getattr(r, name) for r in results.values()) for name in fields
+    }
+    for table, result in results.items():
+        metadata.update({f"{table}/{name}": getattr(result, name) for name in fields})
+    header = " | ".join(fields)
+    rows = "\n".join(
+        f"| {table} | " + " | ".join(str(getattr(r, name)) for name in fields) + " |"
+        for table, r in results.items()
+    )
+    rule = " | ".join("---" for _ in fields)
+    metadata["by_table"] = dg.MetadataValue.md(f"| table | {header} |\n| --- | {rule} |\n{rows}")
+    return metadata
 
 
 @dg.asset(
@@ -26,34 +67,39 @@ class CompactionConfig(dg.Config):
     kinds={"deltalake"},
     owners=[OWNER],
     description=(
-        "Rewrites the many small files of recently written partitions into few large ones "
-        "(optimize.compact, dataChange=false, so it never conflicts with ingestion)."
+        "Rewrites the many small files of every table of the lake into few large ones: "
+        "recently written days of `events` and of each contract table, and "
+        "`events_quarantine` and `contract_violations` whole (optimize.compact, "
+        "dataChange=false, so it never conflicts with ingestion; partitions already compact "
+        "are left alone)."
     ),
 )
 def events_compaction(
     context: dg.AssetExecutionContext, config: CompactionConfig, event_assets: EventAssetsResource
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = event_assets.settings()
-    target = events_target(event_assets.lake())
     since = datetime.now(UTC) - timedelta(hours=settings.COMPACTION_LOOKBACK_HOURS)
-    partitions = config.partitions or recently_touched_partitions(target, since)
-    result = compact(target, partitions, max_attempts=settings.WRITE_MAX_ATTEMPTS)
+    results: dict[str, CompactResult] = {}
+    days: set[str] = set()
+    for name, target in lake_tables(event_assets.lake()):
+        if target.partition_by is None:
+            partitions: list[str] = []
+        else:
+            partitions = config.partitions or recently_touched_partitions(target, since)
+            days.update(partitions)
+        results[name] = compact(target, partitions, max_attempts=settings.WRITE_MAX_ATTEMPTS)
+    metadata = _by_table(results, COMPACT_FIELDS)
     context.log.info(
-        f"compacted {len(partitions)} partitions: files {result.files_before} -> "
-        f"{result.files_after}"
+        f"compacted {len(results)} tables ({len(days)} days): files "
+        f"{metadata['files_before']} -> {metadata['files_after']}"
     )
     return dg.MaterializeResult(
         metadata={
-            "partitions": len(partitions),
-            "partition_keys": ", ".join(partitions) or "none",
-            "files_before": result.files_before,
-            "files_after": result.files_after,
-            "bytes_before": result.bytes_before,
-            "bytes_after": result.bytes_after,
-            "files_added": result.files_added,
-            "files_removed": result.files_removed,
-            "table_version": result.version,
-            "seconds": result.seconds,
+            "tables": len(results),
+            "partitions": len(days),
+            "partition_keys": ", ".join(sorted(days)) or "none",
+            **metadata,
+            "seconds": round(sum(r.seconds for r in results.values()), 3),
         }
     )
 
@@ -65,9 +111,9 @@ def events_compaction(
     kinds={"deltalake"},
     owners=[OWNER],
     description=(
-        "Deletes files no longer referenced by versions younger than VACUUM_RETENTION_HOURS "
-        "(never below Delta's safe 168 h unless VACUUM_ALLOW_BELOW_DEFAULT), then writes a "
-        "checkpoint and removes expired log entries."
+        "For every table of the lake: deletes files no longer referenced by versions younger "
+        "than VACUUM_RETENTION_HOURS (never below Delta's safe 168 h unless "
+        "VACUUM_ALLOW_BELOW_DEFAULT), then writes a checkpoint and removes expired log entries."
     ),
 )
 def events_vacuum(
@@ -75,24 +121,24 @@ def events_vacuum(
 ) -> dg.MaterializeResult:  # type: ignore[type-arg]
     settings = event_assets.settings()
     lake = event_assets.lake()
-    result = vacuum(
-        events_target(lake),
-        lake,
-        retention_hours=settings.VACUUM_RETENTION_HOURS,
-        allow_below_default=settings.VACUUM_ALLOW_BELOW_DEFAULT,
-        max_attempts=settings.WRITE_MAX_ATTEMPTS,
-    )
-    context.log.info(f"vacuum deleted {result.files_deleted} files")
+    results = {
+        name: vacuum(
+            target,
+            lake,
+            retention_hours=settings.VACUUM_RETENTION_HOURS,
+            allow_below_default=settings.VACUUM_ALLOW_BELOW_DEFAULT,
+            max_attempts=settings.WRITE_MAX_ATTEMPTS,
+        )
+        for name, target in lake_tables(lake)
+    }
+    metadata = _by_table(results, VACUUM_FIELDS)
+    context.log.info(f"vacuum deleted {metadata['files_deleted']} files in {len(results)} tables")
     return dg.MaterializeResult(
         metadata={
-            "files_before": result.files_before,
-            "files_after": result.files_after,
-            "bytes_before": result.bytes_before,
-            "bytes_after": result.bytes_after,
-            "files_deleted": result.files_deleted,
-            "retention_hours": result.retention_hours,
-            "checkpoint_version": result.checkpoint_version,
-            "seconds": result.seconds,
+            "tables": len(results),
+            **metadata,
+            "retention_hours": settings.VACUUM_RETENTION_HOURS,
+            "seconds": round(sum(r.seconds for r in results.values()), 3),
         }
     )
 

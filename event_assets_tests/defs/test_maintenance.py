@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import dagster as dg
 import pytest
 
@@ -42,16 +44,36 @@ def test_compaction_and_vacuum_report_before_and_after(
     settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _ingest_rounds(settings, instance, 4)
+    # Each round also quarantined its bad messages (one file each); the contract days
+    # are applied once (a contract run replaces its day: one file per day).
+    contracts = [dg.AssetKey("person_v1"), dg.AssetKey("order_created_v1")]
+    job = defs.resolve_implicit_global_asset_job_def()
+    for day in ("2026-11-20", datetime.now(UTC).date().isoformat()):
+        run = job.execute_in_process(
+            instance=instance, partition_key=day, asset_selection=contracts
+        )
+        assert run.success
     compaction = defs.resolve_job_def("events_compaction_job").execute_in_process(instance=instance)
     assert compaction.success
     meta = _metadata(compaction, "events_compaction")
     assert meta["partitions"] == 2
     assert meta["files_before"] > meta["files_after"]  # type: ignore[operator]
-    assert meta["files_after"] == 2
+    # Every table of the lake: the two days of `events` and of each contract table, and
+    # the unpartitioned quarantine, each down to one file per partition.
+    assert meta["events/files_after"] == 2
+    assert meta["events_quarantine/files_before"] == 4
+    assert meta["events_quarantine/files_after"] == 1
+    assert meta["person_v1/files_after"] == 1  # people are plain JSON: dated today
+    # Every table is reported, written or not (the corpus has no order), so each plots.
+    assert meta["order_created_v1/files_after"] == 0
+    assert "contract_violations/files_after" in meta
+    assert meta["tables"] == 5
 
     # Vacuum keeps 7 days by default: nothing the compaction replaced is deleted yet.
     kept = defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance)
-    assert _metadata(kept, "events_vacuum")["files_deleted"] == 0
+    kept_meta = _metadata(kept, "events_vacuum")
+    assert kept_meta["files_deleted"] == 0
+    assert kept_meta["tables"] == 5
     # Explicitly allowed below the safe default, the replaced files go.
     monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
     monkeypatch.setenv("VACUUM_ALLOW_BELOW_DEFAULT", "true")
