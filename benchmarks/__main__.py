@@ -394,6 +394,49 @@ def bench_compaction(files: int, repeats: int) -> dict[str, Any]:
     }
 
 
+ROUND_ENV = (
+    "LAKE_URI",
+    "PUBSUB_EMULATOR_HOST",
+    "PUBSUB_TOPIC",
+    "PUBSUB_SUBSCRIPTION",
+    "PULL_MAX_BYTES",
+    "PULL_MAX_MESSAGES",
+    "PULL_TIMEOUT_SECONDS",
+    "MAX_MESSAGE_BYTES",
+)
+
+
+def bench_round_memory(total_bytes: int, sizes: tuple[int, ...]) -> list[dict[str, Any]]:
+    """Peak RSS of one pull round per pulled payload byte, ASCII and non-ASCII text: what
+    PULL_MAX_BYTES must be derived from (a round is held whole while it is landed)."""
+    from event_assets_tests.support.memory import MESSAGE_KINDS, measure_round, publish_backlog
+
+    figures = []
+    for kind, size in ((k, s) for s in sizes for k in MESSAGE_KINDS):
+        overrides = {
+            "PULL_MAX_BYTES": 4 * total_bytes,  # the whole backlog in one round
+            "PULL_MAX_MESSAGES": 1_000_000,
+            "MAX_MESSAGE_BYTES": 4 * size,
+        }
+        with _emulator_lab(f"memory-{kind}-{size}", **overrides) as settings:
+            message_bytes = publish_backlog(settings, kind, total_bytes, size)
+            env = {name: str(getattr(settings, name)) for name in ROUND_ENV}
+            round_ = measure_round(env)
+        payload = round_["pulled"] * message_bytes
+        figures.append(
+            {
+                "kind": kind,
+                "message_bytes": message_bytes,
+                "pulled": round_["pulled"],
+                "payload_mib": round(payload / 2**20, 1),
+                "rss_before_mib": round(round_["rss_before"] / 2**20, 1),
+                "round_peak_mib": round(round_["round_bytes"] / 2**20, 1),
+                "peak_per_payload_byte": round(round_["round_bytes"] / payload, 2),
+            }
+        )
+    return figures
+
+
 def bench_dagster(
     backlog: int, trickle_rate: int, trickle_seconds: float, timeout: float, logs: Path
 ) -> dict[str, Any]:
@@ -523,6 +566,9 @@ def _print_table(results: dict[str, Any]) -> None:
         print(f"{'  compaction / rewrite':<48} {comp['compact_over_rewrite']:>30.2f}")
     if "startup" in results:
         _print_startup(results["startup"])
+    for m in results.get("round_memory", []):
+        label = f"round peak RSS / payload, {m['kind']} {m['message_bytes']} B messages"
+        print(f"{label:<48} {m['peak_per_payload_byte']:>29.2f}x")
     if "dagster" in results:
         _print_dagster(results["dagster"])
 
@@ -583,6 +629,7 @@ SECTIONS = (
     "compaction",
     "dagster",
     "startup",
+    "round_memory",
 )
 
 
@@ -683,6 +730,9 @@ def main(argv: list[str] | None = None) -> int:
 
         # Five samples at full size: one start-up swings by ~0.5 s on this host.
         results["startup"] = bench_startup(1 if args.small else max(args.repeats, 5))
+    if "round_memory" in sections:
+        total = 4 * 2**20 if args.small else 64 * 2**20
+        results["round_memory"] = bench_round_memory(total, (500, 5_000, 50_000))
     if "dagster" in sections:
         results["dagster"] = bench_dagster(
             backlog,

@@ -49,10 +49,12 @@ class Settings(BaseSettings):
         default=50_000, description="Most messages one pull round (sensor tick) takes."
     )
     PULL_MAX_BYTES: PositiveInt = Field(
-        default=268_435_456,
+        default=67_108_864,
         description=(
-            "Most pulled bytes one pull round holds in memory (256 MiB); only the first "
-            "Pull RPCs in flight can overshoot it."
+            "Most pulled bytes one pull round holds in memory (64 MiB); only the Pull RPCs "
+            "in flight can overshoot it. A round peaks at about 4x its payload bytes in RSS "
+            "for ASCII text and 8x for non-ASCII (BENCHMARKS.md, round_memory): 64 MiB "
+            "keeps a round near 0.6 GiB, within a 2 GiB daemon with its code server."
         ),
     )
     PULL_BATCH_SIZE: Annotated[int, Field(gt=0, le=1000)] = Field(

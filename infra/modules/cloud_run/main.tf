@@ -13,6 +13,17 @@ locals {
   daemon_name    = "${var.name_prefix}-daemon"
   job_name       = "${var.name_prefix}-run-worker"
 
+  # The sensor's pull round lives in the daemon's container (in its code server): a round
+  # peaks at about 8x its payload bytes (non-ASCII text; BENCHMARKS.md, round_memory), the
+  # daemon and code server take ~0.5 GiB, and a round may use a third of the rest
+  # (2Gi: 64 MiB, the app's default).
+  daemon_memory_mib = (
+    endswith(var.daemon_memory, "Gi")
+    ? tonumber(trimsuffix(var.daemon_memory, "Gi")) * 1024
+    : tonumber(trimsuffix(var.daemon_memory, "Mi"))
+  )
+  pull_max_bytes = floor((local.daemon_memory_mib - 512) * 1048576 / 24)
+
   # Plain environment of every container. Every key is a field of
   # event_assets.settings.Settings, except the names deploy/dagster.yaml reads (GCP_REGION,
   # DAGSTER_COMPUTE_LOGS_BUCKET) and DAGSTER_HOME; event_assets_tests/test_infra.py checks it.
@@ -24,6 +35,7 @@ locals {
     ACK_DEADLINE_SECONDS        = tostring(var.ack_deadline_seconds)
     MAX_MESSAGE_BYTES           = tostring(var.max_message_bytes)
     PULL_MAX_MESSAGES           = tostring(var.pull_max_messages)
+    PULL_MAX_BYTES              = tostring(local.pull_max_bytes)
     DECODE_WORKERS              = tostring(var.decode_workers)
     PARTITIONS_START_DATE       = var.partitions_start_date
     LOGFIRE_SECRET_NAME         = var.logfire_secret_id

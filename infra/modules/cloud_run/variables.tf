@@ -172,9 +172,17 @@ variable "daemon_cpu" {
 }
 
 variable "daemon_memory" {
-  description = "Memory limit of the daemon; a pull round of PULL_MAX_MESSAGES is held in memory."
+  description = "Memory limit of the daemon (Mi or Gi, at least 1Gi); PULL_MAX_BYTES, the most one pull round holds, is derived from it."
   type        = string
   default     = "2Gi"
+
+  validation {
+    condition = (
+      can(regex("^[0-9]+(Mi|Gi)$", var.daemon_memory))
+      && (endswith(var.daemon_memory, "Gi") ? tonumber(trimsuffix(var.daemon_memory, "Gi")) * 1024 : tonumber(trimsuffix(var.daemon_memory, "Mi"))) >= 1024
+    )
+    error_message = "daemon_memory must be like 2Gi or 3072Mi, at least 1Gi."
+  }
 }
 
 variable "run_worker_cpu" {
