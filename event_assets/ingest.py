@@ -206,19 +206,27 @@ def _land_round(
     if events is None or quarantine is None:
         return result
     checkpoint("after_pull")
-    checkpoint("before_landing")
-    result.batches = _land_batch(lake, events, now=now)
-    result.landed = events.num_rows
-    checkpoint("after_landing")
-    if quarantine.num_rows:
-        write_quarantine(lake, quarantine, settings=settings, now=now)
-        result.quarantined = quarantine.num_rows
-        for code in quarantine["reason_code"].to_pylist():
-            result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + 1
+    deadline = settings.ACK_DEADLINE_SECONDS
+    with subscription.leased(pulled.ack_ids, deadline, lease_interval(deadline)):
+        checkpoint("before_landing")
+        result.batches = _land_batch(lake, events, now=now)
+        result.landed = events.num_rows
+        checkpoint("after_landing")
+        if quarantine.num_rows:
+            write_quarantine(lake, quarantine, settings=settings, now=now)
+            result.quarantined = quarantine.num_rows
+            for code in quarantine["reason_code"].to_pylist():
+                result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + 1
     checkpoint("before_ack")
     subscription.acknowledge(pulled.ack_ids)
     checkpoint("after_ack")
     return result
+
+
+def lease_interval(ack_deadline_seconds: int) -> float:
+    """How often a round being landed has its lease extended: a third of the deadline, so
+    one lost extension still leaves time for the next. A fast landing sends none."""
+    return ack_deadline_seconds / 3
 
 
 @dataclass

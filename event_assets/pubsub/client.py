@@ -15,8 +15,9 @@ most of its processes never talk to Pub/Sub.
 from __future__ import annotations
 
 import contextlib
+import threading
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -253,13 +254,44 @@ class Subscription:
 
     def nack(self, ack_ids: Sequence[str], timeout: float = 30.0) -> None:
         """Make messages available again now (ack deadline 0) instead of after expiry."""
+        self.modify_ack_deadline(ack_ids, 0, timeout)
+
+    def modify_ack_deadline(
+        self, ack_ids: Sequence[str], seconds: int, timeout: float = 30.0
+    ) -> None:
+        """Set the messages' ack deadline to `seconds` from now (0: redeliver now)."""
         requests = [
             self._protos.ModifyAckDeadlineRequest(
-                subscription=self.path, ack_ids=chunk, ack_deadline_seconds=0
+                subscription=self.path, ack_ids=chunk, ack_deadline_seconds=seconds
             )
             for chunk in _chunks(ack_ids)
         ]
         self._in_chunks("modify_ack_deadline", self._modack, requests, timeout)
+
+    @contextlib.contextmanager
+    def leased(self, ack_ids: Sequence[str], seconds: int, interval: float) -> Iterator[Lease]:
+        """Hold the messages' lease while the block runs: every `interval` seconds their
+        deadline is set to `seconds` from then, so a slow store never lets them be
+        redelivered to another consumer mid-landing (they are acked after the block)."""
+        lease = Lease()
+        stop = threading.Event()
+
+        def extend() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.modify_ack_deadline(ack_ids, seconds)
+                except PubSubUnavailableError:
+                    lease.failures += 1  # the next interval tries again; expiry only redelivers
+                else:
+                    lease.extensions += 1
+
+        thread = threading.Thread(target=extend, name="lease-keeper", daemon=True)
+        thread.start()
+        try:
+            yield lease
+        finally:
+            stop.set()
+            thread.join()
 
     def _in_chunks(self, what: str, fn: Any, requests: list[Any], timeout: float) -> None:
         """Send requests of 1000 ack ids (Pub/Sub's limit), several in flight at once:
@@ -283,6 +315,14 @@ class Subscription:
 
 def _chunks(ack_ids: Sequence[str]) -> list[Sequence[str]]:
     return [ack_ids[start : start + _ACK_CHUNK] for start in range(0, len(ack_ids), _ACK_CHUNK)]
+
+
+@dataclass
+class Lease:
+    """What :meth:`Subscription.leased` did: deadline extensions sent, and failed."""
+
+    extensions: int = 0
+    failures: int = 0
 
 
 class PendingPull:

@@ -279,6 +279,7 @@ class PubSubEmulator:
                 "pull_delays_injected",
                 "pull_delays_triggered",
                 "pull_delays_expired",
+                "deadlines_modified",
             ),
             0,
         )
@@ -802,6 +803,8 @@ class PubSubEmulator:
         with self._lock:
             sub = self._sub_locked(request.subscription)
             self._modack_locked(sub, request.ack_ids, seconds)
+            self._counters["deadlines_modified"] += len(request.ack_ids)
+            self._changed_locked()
         return _Empty()
 
     def _ack_locked(self, sub: _SubState, ack_ids: Any) -> None:
