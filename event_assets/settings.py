@@ -154,6 +154,15 @@ class Settings(BaseSettings):
     FRESHNESS_MAX_LAG_MINUTES: PositiveInt = Field(
         default=60, description="The freshness check fails when nothing landed for this long."
     )
+    CONTRACT_REFRESH_MINUTES: Annotated[int, Field(ge=1, le=60)] = Field(
+        default=1,
+        description=(
+            "A contract day is refreshed at most once per this many minutes (on the minute: "
+            "a cron of `*/N`), at the first tick after its `events` day changed. A contract "
+            "run re-validates its whole day: raise it where days are large and merges must "
+            "keep the CPU."
+        ),
+    )
     CONTRACT_TYPE_ATTRIBUTE: str = Field(
         default="event_type",
         min_length=1,

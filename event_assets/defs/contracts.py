@@ -14,6 +14,7 @@ from event_assets.contracts import (
     discover,
 )
 from event_assets.contracts import checks as contract_checks
+from event_assets.settings import load_settings
 
 from .checks import check_result
 from .ingestion import events
@@ -23,10 +24,10 @@ from .sources import OWNER
 
 GROUP = "contracts"
 
-# At most one refresh of a contract day per this cron's ticks: a contract run re-validates
-# its whole day, and under a steady trickle `events` changes every tick, so unthrottled
-# eager runs would take most of a core from the merges on a big day.
-CONTRACT_REFRESH_CRON = "*/2 * * * *"
+# At most one refresh of a contract day per this cron's ticks (CONTRACT_REFRESH_MINUTES): a
+# contract run re-validates its whole day, and under a steady trickle `events` changes every
+# tick, so unthrottled eager runs would take most of a core from the merges on a big day.
+CONTRACT_REFRESH_CRON = f"*/{load_settings().CONTRACT_REFRESH_MINUTES} * * * *"
 
 # `eager()` restricted to the latest day would miss late events and backfills of older
 # days of `events`; without that restriction a contract day is re-materialized whenever

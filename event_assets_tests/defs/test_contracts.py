@@ -18,7 +18,7 @@ from event_assets.defs.contracts import CONTRACTS, contract_asset
 from event_assets.defs.resources import EventAssetsResource
 from event_assets.ingest import lake_of
 from event_assets.pubsub.client import publish
-from event_assets.settings import Settings
+from event_assets.settings import Settings, load_settings
 
 from ..contracts.messages import contract_messages
 from .conftest import run_partition, sensor_tick
@@ -73,12 +73,13 @@ def _requested(result: dg.EvaluateAutomationConditionsResult) -> dict[str, list[
     return dict(by_partition)
 
 
-REFRESH = timedelta(minutes=2)  # CONTRACT_REFRESH_CRON
+REFRESH = timedelta(minutes=load_settings().CONTRACT_REFRESH_MINUTES)  # the cron's period
 
 
 def _after_refresh_tick(now: datetime) -> datetime:
-    """A second after the next refresh tick (every 2 minutes, on the minute)."""
-    tick = now.replace(second=0, microsecond=0) + timedelta(minutes=2 - now.minute % 2)
+    """A second after the next refresh tick (every REFRESH, on the minute)."""
+    minutes = int(REFRESH.total_seconds() // 60)
+    tick = now.replace(second=0, microsecond=0) + timedelta(minutes=minutes - now.minute % minutes)
     return tick + timedelta(seconds=1)
 
 
