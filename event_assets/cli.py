@@ -1,4 +1,4 @@
-"""`event-assets`: run the emulator, publish events, ingest them.
+"""`event-assets`: run the emulator, publish events, ingest them, replay the quarantine.
 
 Each sub-command only calls the domain functions the Dagster layer uses too. A
 user's mistake (bad setting, missing file, unreachable Pub/Sub) ends with one
@@ -54,6 +54,24 @@ def _parser() -> argparse.ArgumentParser:
 
     ing = sub.add_parser("ingest", help="pull -> decode -> land -> ack -> dedup-write")
     ing.add_argument("--once", action="store_true", help="drain the subscription, then exit")
+
+    quarantine = sub.add_parser("quarantine", help="work on the quarantine (dead-letter) table")
+    actions = quarantine.add_subparsers(dest="action", required=True)
+    replay = actions.add_parser(
+        "replay",
+        help="re-decode quarantined messages (after a fix), land and merge those that now "
+        "decode, and remove them from the quarantine; idempotent",
+    )
+    replay.add_argument(
+        "--reason",
+        action="append",
+        default=[],
+        metavar="CODE",
+        help="only this reason code (repeatable), e.g. event_date_out_of_range",
+    )
+    replay.add_argument(
+        "--since", metavar="TIME", help="only rows quarantined at or after this RFC 3339 time"
+    )
     return parser
 
 
@@ -67,6 +85,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _emulator(settings, args.host, args.port)
         if args.command == "publish":
             return _publish(settings, args.file, args.demo)
+        if args.command == "quarantine":
+            return _replay(settings, args.reason, args.since)
         return _ingest(settings, once=args.once)
     except (SettingsError, UsageError) as exc:
         print(f"event-assets: {exc}", file=sys.stderr)
@@ -176,6 +196,29 @@ def _ingest(settings: Settings, *, once: bool) -> int:
         else lambda s: print(f"event-assets: {json.dumps(asdict(s))}", file=sys.stderr),
     )
     print(json.dumps({**asdict(summary), "table": lake_of(settings).events_uri}))
+    return 0
+
+
+def _replay(settings: Settings, reasons: list[str], since: str | None) -> int:
+    from event_assets.events.decode import ReasonCode, parse_rfc3339
+    from event_assets.replay import replay_quarantine
+
+    known = {code.value for code in ReasonCode}
+    unknown = sorted(set(reasons) - known)
+    if unknown:
+        raise UsageError(
+            f"unknown reason code {', '.join(unknown)}; one of: {', '.join(sorted(known))}"
+        )
+    start = None
+    if since is not None:
+        try:
+            start = parse_rfc3339(since)
+        except ValueError:
+            raise UsageError(
+                f"--since {since!r} is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)"
+            ) from None
+    result = replay_quarantine(settings, reasons=tuple(reasons), since=start)
+    print(json.dumps(result.summary()))
     return 0
 
 

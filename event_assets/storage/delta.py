@@ -386,6 +386,37 @@ def _repair(
     return int(rows.num_rows - survivors.num_rows)
 
 
+DELETE_CHUNK = 1_000  # keys per delete predicate
+
+
+def delete_keys(
+    target: DeltaTarget,
+    keys: Sequence[str],
+    *,
+    partition: str | None = None,
+    max_attempts: int = 12,
+) -> int:
+    """Delete the rows with these keys (of one partition, if the table has them); the rows
+    deleted. A commit that conflicts with another writer is retried on a fresh snapshot."""
+    deleted = 0
+    unique = sorted(set(keys))
+    for start in range(0, len(unique), DELETE_CHUNK):
+        predicate = key_predicate(target, partition, unique[start : start + DELETE_CHUNK])
+        for attempt in Retrying(
+            retry=retry_if_exception_type(CommitFailedError),
+            stop=stop_after_attempt(max_attempts),
+            wait=wait_random_exponential(multiplier=0.05, max=2.0),
+            reraise=True,
+        ):
+            with attempt:
+                metrics = open_table(target).delete(
+                    predicate,
+                    commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "delete"}),
+                )
+        deleted += int(metrics.get("num_deleted_rows", 0))
+    return deleted
+
+
 def key_predicate(target: DeltaTarget, partition: str | None, keys: list[str]) -> str:
     """A SQL predicate naming the partition literally and the keys explicitly."""
     listed = ", ".join(_sql_str(k) for k in keys)

@@ -1,0 +1,112 @@
+"""Replay quarantined messages after a fix: re-decode, land, merge, release.
+
+The quarantine keeps every bad message's raw bytes, attributes, id and publish time,
+so once the cause is fixed (a wider PARTITIONS_START_DATE or FUTURE_SKEW_SECONDS, an
+EVENT_TIME_FIELD, a producer's bad batch re-read by a newer decoder) the messages can
+be decoded again exactly as if they were pulled now. Those that now decode are landed
+and merged like any batch (the dedup-write makes a replay idempotent), then removed from
+the quarantine; those still bad stay there with their original reason. A crash
+anywhere repeats nothing harmful: the next replay lands them again, the merge skips
+them as duplicates, and the release finishes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from event_assets.decode_pool import DecodeOptions
+from event_assets.events.decode import RawMessage, decode_batch, to_micros
+from event_assets.ingest import lake_of, merge_partition
+from event_assets.settings import Settings
+from event_assets.storage.delta import delete_keys
+from event_assets.storage.landing import land_batch
+from event_assets.storage.maintenance import existing_table
+from event_assets.storage.tables import quarantine_target
+
+
+@dataclass
+class ReplayResult:
+    """What a replay did; every figure is a count of messages (or rows)."""
+
+    considered: int = 0  # quarantined rows matching the filters
+    decoded: int = 0  # of those, now valid events
+    still_bad: int = 0  # of those, still rejected (left in the quarantine)
+    inserted: int = 0  # new rows of `events`
+    duplicates: int = 0  # already in `events` (a replay repeated, or a re-publish)
+    released: int = 0  # removed from the quarantine
+    still_bad_by_reason: dict[str, int] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def replay_quarantine(
+    settings: Settings,
+    *,
+    reasons: tuple[str, ...] = (),
+    since: datetime | None = None,
+) -> ReplayResult:
+    """Re-decode the quarantined messages with these reason codes (all if empty),
+    quarantined at or after `since`; land, merge and release those that now decode."""
+    lake = lake_of(settings)
+    target = quarantine_target(lake)
+    result = ReplayResult()
+    table = existing_table(target)
+    if table is None:
+        return result
+    rows = table.to_pyarrow_table()
+    if reasons:
+        rows = rows.filter(pc.is_in(rows["reason_code"], value_set=pa.array(reasons)))
+    if since is not None:
+        stamp = pa.scalar(since, pa.timestamp("us", tz="UTC"))
+        rows = rows.filter(pc.greater_equal(rows["quarantined_at"], stamp))
+    result.considered = rows.num_rows
+    if not rows.num_rows:
+        return result
+    options = DecodeOptions.from_settings(settings)
+    decoded = decode_batch(
+        _messages(rows),
+        max_bytes=options.max_bytes,
+        earliest_date=options.earliest_date,
+        future_skew_seconds=options.future_skew_seconds,
+        event_time_field=options.event_time_field,
+        clock=options.clock,
+    )
+    result.decoded = decoded.events.num_rows
+    result.still_bad = decoded.quarantine.num_rows
+    for code in decoded.quarantine["reason_code"].to_pylist():
+        result.still_bad_by_reason[code] = result.still_bad_by_reason.get(code, 0) + 1
+    if not decoded.events.num_rows:
+        return result
+    batches = land_batch(lake, decoded.events)
+    for batch in batches:
+        merged = merge_partition(settings, lake, batch.partition, [batch.path])
+        result.inserted += merged.inserted
+        result.duplicates += merged.duplicates
+    released = decoded.events["message_id"].to_pylist()
+    result.released = delete_keys(target, released, max_attempts=settings.WRITE_MAX_ATTEMPTS)
+    return result
+
+
+def _messages(rows: pa.Table) -> list[RawMessage]:
+    """Quarantine rows as the pull client hands messages to the decoder. A row without a
+    publish time (a bad push envelope) is dated by when it was quarantined."""
+    out = []
+    for row in rows.select(
+        ["payload", "attributes", "message_id", "publish_time", "quarantined_at"]
+    ).to_pylist():
+        published = row["publish_time"] or row["quarantined_at"]
+        out.append(
+            RawMessage(
+                row["payload"],
+                json.loads(row["attributes"]),
+                row["message_id"],
+                to_micros(published),
+            )
+        )
+    return out
