@@ -1,4 +1,4 @@
-"""`event-assets`: run the emulator, publish events, ingest them, replay the quarantine.
+"""`event-assets`: run the emulator, publish events, ingest them, replay and redrive.
 
 Each sub-command only calls the domain functions the Dagster layer uses too. A
 user's mistake (bad setting, missing file, unreachable Pub/Sub) ends with one
@@ -72,6 +72,20 @@ def _parser() -> argparse.ArgumentParser:
     replay.add_argument(
         "--since", metavar="TIME", help="only rows quarantined at or after this RFC 3339 time"
     )
+
+    dlq = sub.add_parser("dlq", help="work on the dead-letter subscription")
+    dlq_actions = dlq.add_subparsers(dest="action", required=True)
+    redrive = dlq_actions.add_parser(
+        "redrive",
+        help="publish dead-lettered messages back to PUBSUB_TOPIC, then ack them there",
+    )
+    redrive.add_argument(
+        "--subscription",
+        metavar="NAME",
+        help="dead-letter subscription (default: PUBSUB_SUBSCRIPTION-dead-letter, as Terraform "
+        "names it)",
+    )
+    redrive.add_argument("--limit", type=int, metavar="N", help="move at most N messages")
     return parser
 
 
@@ -87,6 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _publish(settings, args.file, args.demo)
         if args.command == "quarantine":
             return _replay(settings, args.reason, args.since)
+        if args.command == "dlq":
+            return _redrive(settings, args.subscription, args.limit)
         return _ingest(settings, once=args.once)
     except (SettingsError, UsageError) as exc:
         print(f"event-assets: {exc}", file=sys.stderr)
@@ -218,6 +234,16 @@ def _replay(settings: Settings, reasons: list[str], since: str | None) -> int:
                 f"--since {since!r} is not an RFC 3339 time (e.g. 2026-12-01T00:00:00Z)"
             ) from None
     result = replay_quarantine(settings, reasons=tuple(reasons), since=start)
+    print(json.dumps(result.summary()))
+    return 0
+
+
+def _redrive(settings: Settings, subscription: str | None, limit: int | None) -> int:
+    from event_assets.replay import redrive_dead_letters
+
+    if limit is not None and limit < 1:
+        raise UsageError("--limit needs a count >= 1")
+    result = redrive_dead_letters(settings, subscription=subscription, limit=limit)
     print(json.dumps(result.summary()))
     return 0
 

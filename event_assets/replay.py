@@ -1,4 +1,6 @@
-"""Replay quarantined messages after a fix: re-decode, land, merge, release.
+"""Replay tools: quarantined messages after a fix, and dead-lettered messages.
+
+**Quarantine replay**: re-decode, land, merge, release.
 
 The quarantine keeps every bad message's raw bytes, attributes, id and publish time,
 so once the cause is fixed (a wider PARTITIONS_START_DATE or FUTURE_SKEW_SECONDS, an
@@ -8,6 +10,12 @@ and merged like any batch (the dedup-write makes a replay idempotent), then remo
 the quarantine; those still bad stay there with their original reason. A crash
 anywhere repeats nothing harmful: the next replay lands them again, the merge skips
 them as duplicates, and the release finishes.
+
+**Dead-letter redrive**: Pub/Sub moves a message that was delivered too often without an
+ack (`max_delivery_attempts`, e.g. one that crashed every consumer) to the dead-letter
+topic, whose subscription keeps it. Once the cause is fixed, redrive publishes each one
+back to PUBSUB_TOPIC and only then acks it on the dead-letter subscription: a crash in
+between publishes it twice, which ingestion deduplicates (same content, same event_id).
 """
 
 from __future__ import annotations
@@ -27,6 +35,10 @@ from event_assets.storage.delta import delete_keys
 from event_assets.storage.landing import land_batch
 from event_assets.storage.maintenance import existing_table
 from event_assets.storage.tables import quarantine_target
+
+# Attributes Pub/Sub adds when it dead-letters a message; not the producer's.
+DEAD_LETTER_ATTRIBUTE_PREFIX = "CloudPubSubDeadLetter"
+REDRIVE_PULL = 1_000
 
 
 @dataclass
@@ -110,3 +122,58 @@ def _messages(rows: pa.Table) -> list[RawMessage]:
             )
         )
     return out
+
+
+@dataclass
+class RedriveResult:
+    """What a redrive did."""
+
+    subscription: str
+    topic: str
+    moved: int = 0
+    pulls: int = 0
+
+    def summary(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def dead_letter_subscription(settings: Settings) -> str:
+    """The dead-letter subscription's name, as Terraform creates it."""
+    return f"{settings.PUBSUB_SUBSCRIPTION}-dead-letter"
+
+
+def redrive_dead_letters(
+    settings: Settings, *, subscription: str | None = None, limit: int | None = None
+) -> RedriveResult:
+    """Move dead-lettered messages back to PUBSUB_TOPIC (at most `limit`), publish first,
+    ack after: until the dead-letter subscription comes back empty."""
+    from event_assets.pubsub.client import Subscription, publish
+
+    name = subscription or dead_letter_subscription(settings)
+    source = settings.model_copy(update={"PUBSUB_SUBSCRIPTION": name})
+    source.__dict__.pop("subscription_path", None)  # a cached_property of the copied one
+    result = RedriveResult(subscription=source.subscription_path, topic=settings.topic_path)
+    with Subscription(source) as dead:
+        while limit is None or result.moved < limit:
+            want = REDRIVE_PULL if limit is None else min(REDRIVE_PULL, limit - result.moved)
+            pulled = dead.pull(want, timeout=5.0)
+            result.pulls += 1
+            if not pulled.ack_ids:
+                break
+            publish(
+                settings,
+                [
+                    (
+                        m.data,
+                        {
+                            k: v
+                            for k, v in m.attributes.items()
+                            if not k.startswith(DEAD_LETTER_ATTRIBUTE_PREFIX)
+                        },
+                    )
+                    for m in pulled.messages
+                ],
+            )
+            dead.acknowledge(pulled.ack_ids)
+            result.moved += len(pulled.ack_ids)
+    return result

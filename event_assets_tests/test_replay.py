@@ -13,8 +13,8 @@ from deltalake import DeltaTable
 
 import event_assets.replay as replay_module
 from event_assets.ingest import ingest, lake_of
-from event_assets.pubsub.client import publish
-from event_assets.replay import replay_quarantine
+from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
+from event_assets.replay import dead_letter_subscription, redrive_dead_letters, replay_quarantine
 from event_assets.settings import Settings, load_settings
 
 OLD_EVENTS = 5  # CloudEvents dated before PARTITIONS_START_DATE (2020-01-01 in tests)
@@ -112,3 +112,47 @@ def test_cli_replay_prints_a_summary_and_refuses_bad_filters(quarantined: Settin
         assert refused.returncode == 2
         assert says in refused.stderr
         assert "Traceback" not in refused.stderr
+
+
+def test_redrive_moves_dead_letters_back_to_the_topic_once(settings: Settings) -> None:
+    dead = load_settings(
+        PUBSUB_TOPIC=f"{settings.PUBSUB_TOPIC}-dead-letter",
+        PUBSUB_SUBSCRIPTION=dead_letter_subscription(settings),
+    )
+    ensure_topic_and_subscription(dead)
+    letters = [
+        (b'{"n": %d}' % i, {"event_type": "x", "CloudPubSubDeadLetterSourceDeliveryCount": "5"})
+        for i in range(3)
+    ]
+    publish(dead, letters)  # as Pub/Sub dead-letters them
+
+    moved = redrive_dead_letters(settings)
+    assert moved.moved == 3
+    assert moved.subscription.endswith(f"/{dead.PUBSUB_SUBSCRIPTION}")
+    with Subscription(settings) as main:
+        pulled = main.pull(10, timeout=5.0)
+        main.acknowledge(pulled.ack_ids)
+    assert sorted(m.data for m in pulled.messages) == sorted(d for d, _ in letters)
+    # The producer's attributes go back; the ones Pub/Sub added when dead-lettering do not.
+    assert all(dict(m.attributes) == {"event_type": "x"} for m in pulled.messages)
+    assert redrive_dead_letters(settings).moved == 0
+
+
+def test_cli_redrive_refuses_bad_input_in_one_line(settings: Settings) -> None:
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "event_assets.cli", "dlq", "redrive", *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=dict(os.environ),
+            check=False,
+        )
+
+    refused = cli("--limit", "0")
+    assert refused.returncode == 2
+    assert "--limit needs a count >= 1" in refused.stderr
+    missing = cli("--subscription", "no-such-subscription")
+    assert missing.returncode == 1
+    assert "Traceback" not in missing.stderr
+    assert "no-such-subscription" in missing.stderr
