@@ -11,18 +11,22 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 from pathlib import Path
 
 import dagster as dg
 import pytest
 
 from event_assets.defs.run_launcher import worker_start
+from event_assets.demo import demo_messages
 from event_assets.faults import PAUSE_ENV, PAUSE_ONCE_ENV
 from event_assets.pubsub.client import publish
 
 from ..corpus import mixed_corpus
 from ..support.daemon import (
+    DAEMON,
     INGEST_JOB,
+    ROOT,
     CheckEvaluation,
     DaemonLab,
     TableCounts,
@@ -31,6 +35,7 @@ from ..support.daemon import (
     partition_check_names,
     run_counts,
     run_failures,
+    stop_group,
     table_counts,
     table_rows,
 )
@@ -135,3 +140,47 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
         assert counts.unique_ids == counts.rows == corpus.unique_events
         # The victim, and any other run the kill caught between launch and its end.
         assert run_counts(lab.instance, INGEST_JOB).get("FAILURE", 0) >= 1
+
+
+DEMO_ROUNDS, DEMO_EVENTS = 3, 500
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(480)
+def test_two_daemons_on_one_instance_lose_and_double_nothing(tmp_path: Path) -> None:
+    """A rolling deploy runs the old daemon beside the new one for a while: both tick the
+    sensor (each pulls its own messages), both run queues launch runs. The run queue's
+    per-day limit is then per daemon, so one day may be merged by two runs at once; the
+    dedup-write's race repair keeps the day exact."""
+    corpus = mixed_corpus(MAX_MESSAGE_BYTES)
+    with DaemonLab(tmp_path, name="two-daemons", MAX_MESSAGE_BYTES=MAX_MESSAGE_BYTES) as lab:
+        lab.start_daemon()
+        with (tmp_path / "second-daemon.log").open("ab") as out:
+            second = subprocess.Popen(
+                [DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
+                cwd=ROOT,
+                env=lab.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        try:
+            # The corpus, then more rounds of distinct demo events: both daemons' ticks
+            # take part as they come.
+            publish(lab.settings, corpus.messages)
+            for n in range(DEMO_ROUNDS):
+                publish(lab.settings, list(demo_messages(DEMO_EVENTS, offset=n * DEMO_EVENTS)))
+            expected = corpus.unique_events + DEMO_ROUNDS * DEMO_EVENTS
+
+            def exact() -> TableCounts | None:
+                counts = table_counts(lab.events_uri)
+                if counts.rows < expected or in_flight(run_counts(lab.instance, INGEST_JOB)):
+                    return None
+                return counts
+
+            counts = lab.wait_for(exact, timeout=SETTLE_TIMEOUT, what="the table exact")
+            assert second.poll() is None, "the second daemon exited"
+        finally:
+            stop_group(second)
+        assert counts.unique_ids == counts.rows == expected
+        assert table_rows(lab.quarantine_uri) == sum(corpus.bad.values())
