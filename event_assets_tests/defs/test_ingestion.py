@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import io
 import json
 import multiprocessing
 from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
+import obstore
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from dagster._core.test_utils import create_run_for_test
 from deltalake import DeltaTable, write_deltalake
 
+from event_assets.definitions import defs
 from event_assets.defs.ingestion import INGEST_JOB, MERGE_DAY_TAG, merge_request
 from event_assets.events.decode import ReasonCode
 from event_assets.ingest import lake_of, pull_round
@@ -21,6 +25,7 @@ from event_assets.settings import Settings, load_settings
 from event_assets.storage.landing import batch_time, pending_batches, pending_by_day
 
 from ..corpus import mixed_corpus
+from ..support.daemon import wait_for
 from .conftest import check_results, run_partition, run_table_checks, sensor_tick
 
 # The same tests against a local folder and against gs:// on the GCS fake.
@@ -388,3 +393,46 @@ def test_batches_landed_but_never_merged_get_a_run_on_the_next_tick(
     )
     assert _run_all(instance, requests) == corpus.unique_events
     assert pending_batches(lake) == []
+
+
+@pytest.mark.slow
+def test_a_batch_unreadable_until_its_runs_fail_is_merged_once_restored(
+    settings: Settings, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No manual step: the failed run (after its step retries) is requested again after
+    the back-off, with a fresh run key, and the restored batch is merged."""
+    monkeypatch.setenv("RUN_RETRY_BASE_SECONDS", "1")
+    corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
+    publish(settings, corpus.messages)
+    requests = sensor_tick(instance).run_requests or []
+    lake = lake_of(settings)
+    today = datetime.now(UTC).date()
+    (path,) = pending_by_day(lake)[today]
+    store = lake.store("landing")
+    good = obstore.get(store, path).bytes().to_bytes()
+    obstore.put(store, path, b"not parquet")  # a torn or corrupted object
+    (request,) = [r for r in requests if r.partition_key == today.isoformat()]
+    failed = defs.resolve_job_def(INGEST_JOB).execute_in_process(
+        partition_key=today.isoformat(),
+        run_config=dict(request.run_config),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not failed.success
+    assert pending_batches(lake, today) == [path]  # still pending: nothing marked merged
+    obstore.put(store, path, good)  # restored
+
+    def retried() -> dg.RunRequest | None:
+        tick = sensor_tick(instance)
+        return next(
+            (r for r in tick.run_requests or [] if r.partition_key == today.isoformat()), None
+        )
+
+    retry = wait_for(retried, timeout=30.0, what="the day requested again")
+    assert retry.run_key != request.run_key
+    assert run_partition(instance, today.isoformat(), dict(retry.run_config)).success
+    assert pending_batches(lake, today) == []
+    landed = pq.read_table(io.BytesIO(good))["event_id"]
+    table = DeltaTable(lake.events_uri).to_pyarrow_table()
+    merged = table.filter(pa.compute.equal(table["event_date"], pa.scalar(today)))
+    assert sorted(merged["event_id"].to_pylist()) == sorted(set(landed.to_pylist()))
