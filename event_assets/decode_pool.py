@@ -20,6 +20,7 @@ import atexit
 import multiprocessing
 import os
 import threading
+from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
@@ -31,6 +32,7 @@ import pyarrow as pa
 from event_assets.events.decode import (
     Clock,
     FixedClock,
+    RawFields,
     RawMessage,
     decode_batch,
     to_micros,
@@ -78,8 +80,13 @@ class DecodeOptions:
 
 def decode_payload(payload: bytes, options: DecodeOptions) -> Decoded:
     """Decode a serialized PullResponse into (events, quarantine); runs anywhere."""
+    return decode_messages(messages_of(payload), options)
+
+
+def decode_messages(messages: Iterable[RawFields], options: DecodeOptions) -> Decoded:
+    """Decode messages into (events, quarantine) with the round's options."""
     decoded = decode_batch(
-        messages_of(payload),
+        messages,
         max_bytes=options.max_bytes,
         earliest_date=options.earliest_date,
         future_skew_seconds=options.future_skew_seconds,

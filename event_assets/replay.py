@@ -27,8 +27,8 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from event_assets.decode_pool import DecodeOptions
-from event_assets.events.decode import RawMessage, decode_batch, to_micros
+from event_assets.decode_pool import DecodeOptions, decode_messages
+from event_assets.events.decode import RawMessage, to_micros
 from event_assets.ingest import lake_of, merge_partition
 from event_assets.settings import Settings
 from event_assets.storage.delta import delete_keys
@@ -80,27 +80,19 @@ def replay_quarantine(
     result.considered = rows.num_rows
     if not rows.num_rows:
         return result
-    options = DecodeOptions.from_settings(settings)
-    decoded = decode_batch(
-        _messages(rows),
-        max_bytes=options.max_bytes,
-        earliest_date=options.earliest_date,
-        future_skew_seconds=options.future_skew_seconds,
-        event_time_field=options.event_time_field,
-        clock=options.clock,
-    )
-    result.decoded = decoded.events.num_rows
-    result.still_bad = decoded.quarantine.num_rows
-    for code in decoded.quarantine["reason_code"].to_pylist():
+    events, still_bad = decode_messages(_messages(rows), DecodeOptions.from_settings(settings))
+    result.decoded = events.num_rows
+    result.still_bad = still_bad.num_rows
+    for code in still_bad["reason_code"].to_pylist():
         result.still_bad_by_reason[code] = result.still_bad_by_reason.get(code, 0) + 1
-    if not decoded.events.num_rows:
+    if not events.num_rows:
         return result
-    batches = land_batch(lake, decoded.events)
+    batches = land_batch(lake, events)
     for batch in batches:
         merged = merge_partition(settings, lake, batch.partition, [batch.path])
         result.inserted += merged.inserted
         result.duplicates += merged.duplicates
-    released = decoded.events["message_id"].to_pylist()
+    released = events["message_id"].to_pylist()
     result.released = delete_keys(target, released, max_attempts=settings.WRITE_MAX_ATTEMPTS)
     return result
 

@@ -31,6 +31,18 @@ def _old_event(i: int) -> tuple[bytes, dict[str, str]]:
     }
 
 
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    """`event-assets ...` as a user runs it, with this test's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "event_assets.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ),
+        check=False,
+    )
+
+
 def _reasons(settings: Settings) -> Counter[str]:
     table = DeltaTable(lake_of(settings).quarantine_uri).to_pyarrow_table()
     return Counter(table["reason_code"].to_pylist())
@@ -91,14 +103,7 @@ def test_a_replay_cut_short_before_the_release_is_finished_by_the_next(
 
 def test_cli_replay_prints_a_summary_and_refuses_bad_filters(quarantined: Settings) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "event_assets.cli", "quarantine", "replay", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ),
-            check=False,
-        )
+        return _cli("quarantine", "replay", *args)
 
     done = cli("--reason", "event_date_out_of_range", "--since", "2020-01-01T00:00:00Z")
     assert done.returncode == 0, done.stderr
@@ -140,14 +145,7 @@ def test_redrive_moves_dead_letters_back_to_the_topic_once(settings: Settings) -
 
 def test_cli_redrive_refuses_bad_input_in_one_line(settings: Settings) -> None:
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "event_assets.cli", "dlq", "redrive", *args],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            env=dict(os.environ),
-            check=False,
-        )
+        return _cli("dlq", "redrive", *args)
 
     refused = cli("--limit", "0")
     assert refused.returncode == 2

@@ -27,11 +27,11 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from tenacity import Retrying
 
 from event_assets.events.identity import canonical_json
 from event_assets.events.schema import UTC_MICROS
-from event_assets.storage.delta import OPERATION_KEY, DeltaTarget
+from event_assets.storage.delta import OPERATION_KEY, DeltaTarget, commit_retries
 from event_assets.storage.lake import Lake
 
 from .arrow import SYSTEM_COLUMNS, conform, plan_schema, rows_to_table
@@ -276,12 +276,7 @@ def _write_violations(lake: Lake, contract: Contract, violations: pa.Table, part
 
 def _retrying(max_attempts: int) -> Retrying:
     """Retry a commit another writer beat (e.g. a schema merge racing another day's write)."""
-    return Retrying(
-        retry=retry_if_exception_type(CommitFailedError),
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_random_exponential(multiplier=0.05, max=2.0),
-        reraise=True,
-    )
+    return commit_retries(max_attempts)
 
 
 def apply_contract(

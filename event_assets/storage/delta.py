@@ -73,6 +73,17 @@ class WriteResult:
     duplicates_in_window: int = 0  # skipped because the key is in an `also_in` partition
 
 
+def commit_retries(max_attempts: int) -> Retrying:
+    """Attempts of a Delta commit that may conflict with another writer: each attempt
+    starts from a fresh snapshot; jittered exponential waits; the last error re-raised."""
+    return Retrying(
+        retry=retry_if_exception_type(CommitFailedError),
+        stop=stop_after_attempt(max_attempts),
+        wait=wait_random_exponential(multiplier=0.05, max=2.0),
+        reraise=True,
+    )
+
+
 def open_table(target: DeltaTarget) -> DeltaTable:
     """Open the table, creating it empty (with its schema and partitioning) if absent."""
     try:
@@ -115,12 +126,7 @@ def dedup_write(
     # whose repair then lost a commit race is retried, and the retry finds its own
     # rows present, so counting only the last attempt would drop those rows.
     appended: list[tuple[int, int, int]] = []
-    for attempt in Retrying(
-        retry=retry_if_exception_type(CommitFailedError),
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_random_exponential(multiplier=0.05, max=2.0),
-        reraise=True,
-    ):
+    for attempt in commit_retries(max_attempts):
         with attempt:
             attempts += 1
             version, repaired, elsewhere = _write_once(
@@ -402,12 +408,7 @@ def delete_keys(
     unique = sorted(set(keys))
     for start in range(0, len(unique), DELETE_CHUNK):
         predicate = key_predicate(target, partition, unique[start : start + DELETE_CHUNK])
-        for attempt in Retrying(
-            retry=retry_if_exception_type(CommitFailedError),
-            stop=stop_after_attempt(max_attempts),
-            wait=wait_random_exponential(multiplier=0.05, max=2.0),
-            reraise=True,
-        ):
+        for attempt in commit_retries(max_attempts):
             with attempt:
                 metrics = open_table(target).delete(
                     predicate,

@@ -28,11 +28,10 @@ import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
-from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
+from deltalake.exceptions import TableNotFoundError
 
 from event_assets.faults import checkpoint
-from event_assets.storage.delta import OPERATION_KEY, DeltaTarget
+from event_assets.storage.delta import OPERATION_KEY, DeltaTarget, commit_retries
 from event_assets.storage.lake import Lake
 
 # Delta's default `delta.deletedFileRetentionDuration`: older snapshots stay readable a week.
@@ -283,13 +282,7 @@ def _require(target: DeltaTarget) -> DeltaTable:
 
 def _with_retries(max_attempts: int, fn: Callable[..., _T], *args: Any) -> _T:
     """Run `fn` again on a commit conflict (each attempt loads a fresh snapshot)."""
-    retrying = Retrying(
-        retry=retry_if_exception_type(CommitFailedError),
-        stop=stop_after_attempt(max_attempts),
-        wait=wait_random_exponential(multiplier=0.05, max=2.0),
-        reraise=True,
-    )
-    return retrying(fn, *args)
+    return commit_retries(max_attempts)(fn, *args)
 
 
 def _since(started: float) -> float:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 import dagster as dg
@@ -24,9 +23,7 @@ from event_assets.pubsub.client import publish
 
 from ..corpus import mixed_corpus
 from ..support.daemon import (
-    DAEMON,
     INGEST_JOB,
-    ROOT,
     CheckEvaluation,
     DaemonLab,
     TableCounts,
@@ -155,15 +152,7 @@ def test_two_daemons_on_one_instance_lose_and_double_nothing(tmp_path: Path) -> 
     corpus = mixed_corpus(MAX_MESSAGE_BYTES)
     with DaemonLab(tmp_path, name="two-daemons", MAX_MESSAGE_BYTES=MAX_MESSAGE_BYTES) as lab:
         lab.start_daemon()
-        with (tmp_path / "second-daemon.log").open("ab") as out:
-            second = subprocess.Popen(
-                [DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
-                cwd=ROOT,
-                env=lab.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        second = lab.spawn_daemon(tmp_path / "second-daemon.log")
         try:
             # The corpus, then more rounds of distinct demo events: both daemons' ticks
             # take part as they come.

@@ -455,16 +455,21 @@ class DaemonLab:
         """Start `dagster-daemon run`; returns the wall-clock time (time.time()) of the start."""
         assert self.daemon is None, "daemon already running"
         self.daemon_started = time.time()
-        with self.log.open("ab") as out:
-            self.daemon = subprocess.Popen(
+        self.daemon = self.spawn_daemon(self.log)
+        return self.daemon_started
+
+    def spawn_daemon(self, log: Path) -> subprocess.Popen[bytes]:
+        """A `dagster-daemon run` on this lab's instance, in its own session, logging to
+        `log`; the caller stops it (`stop_group`). `start_daemon` runs the lab's own."""
+        with log.open("ab") as out:
+            return subprocess.Popen(
                 [DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
                 cwd=ROOT,
                 env=self.env,
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
-            )  # fmt: skip
-        return self.daemon_started
+            )
 
     def stop_daemon(self) -> int | None:
         """Stop the daemon and everything it spawned; returns its exit code (None if not run)."""
