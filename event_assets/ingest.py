@@ -42,7 +42,7 @@ from event_assets.storage.landing import (
 )
 from event_assets.storage.landing import land_batch as _land_batch
 from event_assets.storage.maintenance import existing_table, table_file_stats
-from event_assets.storage.tables import events_target, quarantine_target
+from event_assets.storage.tables import events_target, quarantine_target, reason_counts
 
 MERGE_CHUNK_BATCHES = 20
 PULLS_IN_FLIGHT = 3
@@ -215,8 +215,7 @@ def _land_round(
         if quarantine.num_rows:
             write_quarantine(lake, quarantine, settings=settings, now=now)
             result.quarantined = quarantine.num_rows
-            for code in quarantine["reason_code"].to_pylist():
-                result.quarantine_reasons[code] = result.quarantine_reasons.get(code, 0) + 1
+            result.quarantine_reasons = reason_counts(quarantine)
     checkpoint("before_ack")
     subscription.acknowledge(pulled.ack_ids)
     checkpoint("after_ack")
@@ -437,14 +436,13 @@ def _merge_partition(
         max_attempts=settings.WRITE_MAX_ATTEMPTS,
     )
     totals: defaultdict[str, int] = defaultdict(int)
-    newest: dict[str, datetime] = {}
+    newest: defaultdict[str, list[datetime]] = defaultdict(list)  # each chunk's, per column
     version = -1
     for chunk in _chunks(batch_paths):
         rows = read_batches(lake, chunk)
         for column in ("event_time", "ingested_at"):
-            chunk_newest = pc.max(rows[column]).as_py() if rows.num_rows else None
-            if chunk_newest is not None and (column not in newest or chunk_newest > newest[column]):
-                newest[column] = chunk_newest
+            if rows.num_rows:
+                newest[column].append(pc.max(rows[column]).as_py())
         checkpoint("before_commit")
         written = write(rows)
         totals["rows_read"] += rows.num_rows
@@ -480,8 +478,8 @@ def _merge_partition(
         table_uri=target.uri,
         checks=audit.outcomes(),
         day_rows=table_file_stats(target, [partition.isoformat()]).rows,
-        newest_event_time=newest.get("event_time"),
-        newest_ingested_at=newest.get("ingested_at"),
+        newest_event_time=max(newest["event_time"], default=None),
+        newest_ingested_at=max(newest["ingested_at"], default=None),
         committed_at=committed_at,
         **totals,
     )

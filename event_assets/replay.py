@@ -34,7 +34,7 @@ from event_assets.settings import Settings
 from event_assets.storage.delta import delete_keys
 from event_assets.storage.landing import land_batch
 from event_assets.storage.maintenance import existing_table
-from event_assets.storage.tables import quarantine_target
+from event_assets.storage.tables import quarantine_target, reason_counts
 
 # Attributes Pub/Sub adds when it dead-letters a message; not the producer's.
 DEAD_LETTER_ATTRIBUTE_PREFIX = "CloudPubSubDeadLetter"
@@ -83,8 +83,7 @@ def replay_quarantine(
     events, still_bad = decode_messages(_messages(rows), DecodeOptions.from_settings(settings))
     result.decoded = events.num_rows
     result.still_bad = still_bad.num_rows
-    for code in still_bad["reason_code"].to_pylist():
-        result.still_bad_by_reason[code] = result.still_bad_by_reason.get(code, 0) + 1
+    result.still_bad_by_reason = reason_counts(still_bad)
     if not events.num_rows:
         return result
     batches = land_batch(lake, events)
@@ -143,7 +142,6 @@ def redrive_dead_letters(
 
     name = subscription or dead_letter_subscription(settings)
     source = settings.model_copy(update={"PUBSUB_SUBSCRIPTION": name})
-    source.__dict__.pop("subscription_path", None)  # a cached_property of the copied one
     result = RedriveResult(subscription=source.subscription_path, topic=settings.topic_path)
     with Subscription(source) as dead:
         while limit is None or result.moved < limit:

@@ -8,7 +8,6 @@ differ only in values (`LAKE_URI=./path` vs `gs://...`), never in code paths.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
-from functools import cached_property
 from pathlib import Path
 from typing import Annotated
 
@@ -227,11 +226,13 @@ class Settings(BaseSettings):
             )
         return self
 
-    @cached_property
+    # Plain properties, not cached: `model_copy(update=...)` copies the instance dict, so a
+    # cached path would survive a change of the name it is built from.
+    @property
     def topic_path(self) -> str:
         return f"projects/{self.GCP_PROJECT_ID}/topics/{self.PUBSUB_TOPIC}"
 
-    @cached_property
+    @property
     def subscription_path(self) -> str:
         return f"projects/{self.GCP_PROJECT_ID}/subscriptions/{self.PUBSUB_SUBSCRIPTION}"
 

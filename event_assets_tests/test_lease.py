@@ -12,7 +12,7 @@ import event_assets.ingest as ingest_module
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
 from event_assets.pubsub.emulator import PubSubEmulator
-from event_assets.settings import Settings, load_settings
+from event_assets.settings import Settings
 from event_assets.storage.landing import LandedBatch
 
 from .corpus import mixed_corpus
@@ -28,9 +28,8 @@ def test_a_slow_landing_keeps_its_messages_leased(
     monkeypatch: pytest.MonkeyPatch,
     kept: bool,
 ) -> None:
-    slow = load_settings(
-        **{
-            **{k: str(v) for k, v in settings.model_dump().items() if v is not None},
+    slow = settings.model_copy(
+        update={
             "PUBSUB_SUBSCRIPTION": f"{settings.PUBSUB_SUBSCRIPTION}-slow",
             "ACK_DEADLINE_SECONDS": ACK_DEADLINE,
         }

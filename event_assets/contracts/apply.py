@@ -27,7 +27,6 @@ import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from pydantic import BaseModel, ValidationError
-from tenacity import Retrying
 
 from event_assets.events.identity import canonical_json
 from event_assets.events.schema import UTC_MICROS
@@ -274,11 +273,6 @@ def _write_violations(lake: Lake, contract: Contract, violations: pa.Table, part
     )
 
 
-def _retrying(max_attempts: int) -> Retrying:
-    """Retry a commit another writer beat (e.g. a schema merge racing another day's write)."""
-    return commit_retries(max_attempts)
-
-
 def apply_contract(
     lake: Lake,
     contract: Contract,
@@ -295,10 +289,11 @@ def apply_contract(
     started = time.perf_counter()
     events = read_events_of(lake, contract.event_types, partition, type_attribute)
     rows, violations = validate(contract, events)
-    for attempt in _retrying(max_attempts):
+    # A commit another writer beat (e.g. a schema merge racing another day's write) is retried.
+    for attempt in commit_retries(max_attempts):
         with attempt:
             columns, added, version = _write_rows(lake, contract, rows, partition)
-    for attempt in _retrying(max_attempts):
+    for attempt in commit_retries(max_attempts):
         with attempt:
             _write_violations(lake, contract, violations, partition)
     return ContractResult(

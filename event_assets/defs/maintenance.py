@@ -19,6 +19,7 @@ from event_assets.storage.tables import events_target, quarantine_target
 
 from .contracts import CONTRACTS
 from .ingestion import events
+from .metadata import md_table
 from .resources import EventAssetsResource
 from .sources import OWNER
 
@@ -50,13 +51,9 @@ def _by_table(results: dict[str, Any], fields: tuple[str, ...]) -> dict[str, Any
     }
     for table, result in results.items():
         metadata.update({f"{table}/{name}": getattr(result, name) for name in fields})
-    header = " | ".join(fields)
-    rows = "\n".join(
-        f"| {table} | " + " | ".join(str(getattr(r, name)) for name in fields) + " |"
-        for table, r in results.items()
+    metadata["by_table"] = md_table(
+        ("table", *fields), ((t, *(getattr(r, f) for f in fields)) for t, r in results.items())
     )
-    rule = " | ".join("---" for _ in fields)
-    metadata["by_table"] = dg.MetadataValue.md(f"| table | {header} |\n| --- | {rule} |\n{rows}")
     return metadata
 
 

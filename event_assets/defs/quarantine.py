@@ -4,13 +4,13 @@ reports a materialization on every tick that quarantines) and the health schedul
 from collections.abc import Mapping
 
 import dagster as dg
-import pyarrow.compute as pc
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from event_assets.events.decode import ReasonCode
 from event_assets.storage.lake import Lake
+from event_assets.storage.maintenance import existing_table
+from event_assets.storage.tables import quarantine_target, reason_counts
 
+from .metadata import md_table
 from .resources import EventAssetsResource
 from .sources import OWNER, PUBSUB_SUBSCRIPTION
 
@@ -22,31 +22,20 @@ def quarantine_report(
 ) -> dict[str, dg.MetadataValue | int]:
     """The quarantine table's rows by reason, every reason listed (zero included), and
     with `new` the counts a sensor tick just added."""
-    try:
-        table = DeltaTable(lake.quarantine_uri, storage_options=lake.storage_options or None)
-        reasons = table.to_pyarrow_table(columns=["reason_code"])["reason_code"]
-    except TableNotFoundError:
-        reasons = None
-    counts = dict.fromkeys((code.value for code in ReasonCode), 0)
-    if reasons is not None and len(reasons):
-        tallied = pc.value_counts(reasons)
-        for code, n in zip(
-            tallied.field("values").to_pylist(), tallied.field("counts").to_pylist(), strict=True
-        ):
-            counts[code] = n
-    rows = "\n".join(
-        f"| {code} | {n} |" + (f" {new.get(code, 0)} |" if new is not None else "")
-        for code, n in counts.items()
-    )
-    header = "| reason | rows |" + (" new |" if new is not None else "")
-    rule = "| --- | --- |" + (" --- |" if new is not None else "")
+    table = existing_table(quarantine_target(lake))
+    stored = reason_counts(table.to_pyarrow_table(columns=["reason_code"])) if table else {}
+    counts = {code.value: stored.get(code.value, 0) for code in ReasonCode}
     metadata: dict[str, dg.MetadataValue | int] = {
         "dagster/row_count": sum(counts.values()),
         **{f"reason/{code}": n for code, n in counts.items()},
     }
-    if new is not None:
+    if new is None:
+        metadata["by_reason"] = md_table(("reason", "rows"), counts.items())
+    else:
         metadata["rows_added"] = sum(new.values())
-    metadata["by_reason"] = dg.MetadataValue.md(f"{header}\n{rule}\n{rows}")
+        metadata["by_reason"] = md_table(
+            ("reason", "rows", "new"), ((c, n, new.get(c, 0)) for c, n in counts.items())
+        )
     metadata["table_uri"] = dg.MetadataValue.path(lake.quarantine_uri)
     return metadata
 

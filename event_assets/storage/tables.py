@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from event_assets.events.identity import id_words
 from event_assets.events.schema import (
     EVENT_ID_WORDS,
@@ -36,4 +39,14 @@ def quarantine_target(lake: Lake) -> DeltaTarget:
         key="message_id",
         survivor_order=("quarantined_at",),
         storage_options=lake.storage_options,
+    )
+
+
+def reason_counts(rows: pa.Table) -> dict[str, int]:
+    """Quarantine rows (or decoded quarantine records) counted by `reason_code`."""
+    if not rows.num_rows:
+        return {}
+    tallied = pc.value_counts(rows["reason_code"])
+    return dict(
+        zip(tallied.field("values").to_pylist(), tallied.field("counts").to_pylist(), strict=True)
     )
