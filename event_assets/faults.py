@@ -1,11 +1,17 @@
 """Pause points for crash tests.
 
-`EVENT_ASSETS_PAUSE_AT=<name>` makes the process announce itself on stderr and
-block forever when it reaches that point, so a test can SIGKILL it exactly
-there from outside. With `EVENT_ASSETS_PAUSE_ONCE=<file>` too, only the first process
-to reach the point pauses (it creates the file and writes its pid there); the one that
-replaces it after the kill (a retried Dagster run) goes on. A pause never changes what
-the code does; unset, it costs a dictionary lookup.
+A process reaching a pause point announces itself on stderr and blocks forever, so a
+test can SIGKILL it exactly there from outside. Two ways to ask:
+
+- `EVENT_ASSETS_PAUSE_AT=<name>`: every process of that environment pauses at `name`.
+- `EVENT_ASSETS_PAUSE_DIR=<dir>`: a test arms a point with `arm(dir, name)` (a file
+  `<dir>/<name>.armed`), at any time; the first process to reach it claims it by
+  renaming the file to `<dir>/<name>.<pid>` (atomic: one winner) and pauses; the rest go
+  on until the point is armed again. So one long-lived daemon's code server and run
+  workers can be paused, killed and paused again without a restart.
+
+A pause never changes what the code does; with neither set, it costs two dictionary
+lookups.
 """
 
 from __future__ import annotations
@@ -13,23 +19,45 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from pathlib import Path
 
 PAUSE_ENV = "EVENT_ASSETS_PAUSE_AT"
-PAUSE_ONCE_ENV = "EVENT_ASSETS_PAUSE_ONCE"
+PAUSE_DIR_ENV = "EVENT_ASSETS_PAUSE_DIR"
+_ARMED = ".armed"
 _forever = threading.Event()
 
 
 def checkpoint(name: str) -> None:
     """Block here if a test asked to pause at `name`."""
-    if os.environ.get(PAUSE_ENV) == name:
-        once = os.environ.get(PAUSE_ONCE_ENV)
-        if once:
-            try:
-                fd = os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-            except FileExistsError:
-                return  # somebody paused here already
-            with os.fdopen(fd, "w") as out:  # who paused, for the test that kills it
-                out.write(str(os.getpid()))
-        sys.stderr.write(f"event-assets: paused at {name}\n")
-        sys.stderr.flush()
-        _forever.wait()
+    if os.environ.get(PAUSE_ENV) != name:
+        directory = os.environ.get(PAUSE_DIR_ENV)
+        if not directory:
+            return
+        try:
+            os.rename(Path(directory, name + _ARMED), Path(directory, f"{name}.{os.getpid()}"))
+        except FileNotFoundError:
+            return  # not armed, or somebody else claimed it
+    sys.stderr.write(f"event-assets: paused at {name}\n")
+    sys.stderr.flush()
+    _forever.wait()
+
+
+def arm(directory: Path, name: str) -> None:
+    """Make the next process (of those with `PAUSE_DIR_ENV=directory`) to reach `name` pause."""
+    directory.mkdir(parents=True, exist_ok=True)
+    Path(directory, name + _ARMED).touch()
+
+
+def paused(directory: Path, name: str) -> int | None:
+    """The pid of the process paused at `name` (claimed, not yet disarmed), if any."""
+    for path in directory.glob(f"{name}.*"):
+        suffix = path.name.removeprefix(f"{name}.")
+        if suffix.isdigit():
+            return int(suffix)
+    return None
+
+
+def disarm(directory: Path, name: str) -> None:
+    """Forget a claim or an armed point (after killing the paused process)."""
+    for path in directory.glob(f"{name}.*"):
+        path.unlink(missing_ok=True)

@@ -25,9 +25,14 @@ class Outcome:
     orphaned_batches: int = 0
     accounting_failures: int = 0
     failed_runs: int = 0
+    """Scenario steps the harness could not carry out (not Dagster runs that failed)."""
+    blocked_days: int = 0
+    """Days still pending, or with a run in flight, when the final drain's deadline passed."""
     seconds: float = 0.0
     kill_points: Counter[str] = field(default_factory=Counter)
     notes: list[str] = field(default_factory=list)
+    dagster_runs: Counter[str] = field(default_factory=Counter)
+    """Dagster runs by final status (real-daemon chains)."""
 
     def add(self, ledger: Ledger, verdict: Verdict) -> None:
         self.messages += ledger.messages
@@ -56,10 +61,12 @@ class Outcome:
             "orphaned_batches",
             "accounting_failures",
             "failed_runs",
+            "blocked_days",
         ):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds = round(self.seconds + other.seconds, 1)
         self.kill_points.update(other.kill_points)
+        self.dagster_runs.update(other.dagster_runs)
         self.notes.extend(other.notes)
 
     @property
@@ -71,5 +78,6 @@ class Outcome:
             == self.orphaned_batches
             == self.accounting_failures
             == self.failed_runs
+            == self.blocked_days
             == 0
         )

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from reliability import concurrency, crash, hostile, pubsub_faults
+from reliability import concurrency, crash, daemon, hostile, pubsub_faults
 from reliability.outcome import Outcome
 
 Scenario = Callable[[Path], Outcome]
@@ -41,6 +41,9 @@ class Sizes:
     decoder_examples: int
     e2e_examples: int
     e2e_big: int
+    daemon_chains: int
+    daemon_links: int
+    daemon_events_per_link: int
 
 
 QUICK = Sizes(
@@ -59,6 +62,9 @@ QUICK = Sizes(
     decoder_examples=100,
     e2e_examples=20,
     e2e_big=0,
+    daemon_chains=1,
+    daemon_links=4,
+    daemon_events_per_link=300,
 )
 FULL = Sizes(
     cli_chains=8,
@@ -76,6 +82,9 @@ FULL = Sizes(
     decoder_examples=10_000,
     e2e_examples=500,
     e2e_big=2,
+    daemon_chains=2,
+    daemon_links=26,
+    daemon_events_per_link=4000,
 )
 
 
@@ -165,6 +174,33 @@ def crash_scenarios(sizes: Sizes, seed: int, quick: bool, lake: str = "local") -
     return out
 
 
+QUICK_DAEMON_LINKS = ("group:after_ack", "worker:before_commit", "sensor_timeout", "group:timing")
+"""The quick plan's real-daemon chain: a kill of the whole group mid-tick, of one run
+worker mid-merge, a tick past the sensor timeout and a kill at a random moment."""
+
+
+def daemon_scenarios(sizes: Sizes, seed: int, quick: bool, lake: str = "local") -> list[Scenario]:
+    """Real `dagster-daemon` chains: every link kind in a seeded order per chain."""
+    out: list[Scenario] = []
+    for n in range(sizes.daemon_chains):
+        s = seed + 500 + n
+        links = (
+            list(QUICK_DAEMON_LINKS)[: sizes.daemon_links]
+            if quick
+            else daemon.chain_links(s, sizes.daemon_links)
+        )
+        out.append(
+            partial(
+                daemon.daemon_chain,
+                links=links,
+                seed=s,
+                events_per_link=sizes.daemon_events_per_link,
+                lake=lake,
+            )
+        )
+    return out
+
+
 def concurrency_scenarios(sizes: Sizes, seed: int, quick: bool) -> list[Scenario]:
     shapes = [(1, True)] if quick else [(1, False), (4, False), (1, True), (4, True)]
     out: list[Scenario] = []
@@ -236,6 +272,7 @@ def run_plan(quick: bool, seed: int = 1, lake: str = "local") -> tuple[list[Outc
     sizes = QUICK if quick else FULL
     started = time.perf_counter()
     outcomes = run_all(crash_scenarios(sizes, seed, quick, lake))
+    outcomes += run_all(daemon_scenarios(sizes, seed, quick, lake))
     outcomes += run_all(concurrency_scenarios(sizes, seed, quick), workers=1)
     outcomes += run_all(fault_scenarios(sizes, seed, quick), workers=FAULT_WORKERS)
     outcomes += run_all(hostile_scenarios(sizes), workers=1)
@@ -254,14 +291,14 @@ def render(
     header = (
         "| fault kind | lake | runs | SIGKILLs | messages published | events published | lost "
         "| duplicated | quarantine errors | orphaned batches | accounting failures "
-        "| failed runs | seconds |\n"
+        "| failed runs | blocked days | seconds |\n"
         "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: "
-        "| ---: |\n"
+        "| ---: | ---: |\n"
     )
     lines = [
         f"| {r.kind} | {r.lake} | {r.runs} | {r.kills} | {r.messages} | {r.events} | {r.lost} "
         f"| {r.duplicated} | {r.quarantine_errors} | {r.orphaned_batches} "
-        f"| {r.accounting_failures} | {r.failed_runs} | {r.seconds} |"
+        f"| {r.accounting_failures} | {r.failed_runs} | {r.blocked_days} | {r.seconds} |"
         for r in [*rows, total]
     ]
     lakes = sorted(points, key=lambda lk: (lk != "local", lk))
@@ -279,6 +316,13 @@ def render(
         if points
         else "none\n"
     )
+    dagster = "".join(
+        f"- {r.kind} ({r.lake}): "
+        + ", ".join(f"{n} {status}" for status, n in sorted(r.dagster_runs.items()))
+        + "\n"
+        for r in rows
+        if r.dagster_runs
+    )
     notes = sorted({n for r in rows for n in r.notes})
     plan = "quick (`--quick`)" if quick else "full"
     where = ", every crash chain on gs:// (`--lake gcs`)" if lake == "gcs" else ""
@@ -290,6 +334,9 @@ def render(
         + "\n\nSIGKILLs by kill point:\n\n"
         + kills
     )
+    if dagster:
+        text += "\nDagster runs of the real-daemon chains, by final status (a killed run "
+        text += "worker's run is FAILURE; the sensor re-requests its day):\n\n" + dagster
     if notes:
         text += "\nNotes:\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
     return text

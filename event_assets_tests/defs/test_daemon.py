@@ -18,7 +18,7 @@ import pytest
 
 from event_assets.defs.run_launcher import worker_start
 from event_assets.demo import demo_messages
-from event_assets.faults import PAUSE_ENV, PAUSE_ONCE_ENV
+from event_assets.faults import PAUSE_DIR_ENV, arm, paused
 from event_assets.pubsub.client import publish
 
 from ..corpus import mixed_corpus
@@ -92,7 +92,7 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
     The local launcher lets monitoring see the worker is gone; the run is failed and
     the sensor's retry merges the day: nothing lost, nothing doubled, no day blocked."""
     corpus = mixed_corpus(MAX_MESSAGE_BYTES)
-    paused = tmp_path / "paused-worker.pid"
+    pauses = tmp_path / "pauses"
     with DaemonLab(
         tmp_path,
         name="daemon-kill",
@@ -100,16 +100,14 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
         RUN_RETRY_BASE_SECONDS=1,
     ) as lab:
         # The first merge to reach its commit pauses there (and only that one).
-        lab.env[PAUSE_ENV] = "before_commit"
-        lab.env[PAUSE_ONCE_ENV] = str(paused)
+        lab.env[PAUSE_DIR_ENV] = str(pauses)
+        arm(pauses, "before_commit")
         publish(lab.settings, corpus.messages)
         lab.start_daemon()
 
-        def paused_pid() -> int | None:
-            text = paused.read_text() if paused.exists() else ""
-            return int(text) if text else None
-
-        pid = lab.wait_for(paused_pid, timeout=SETTLE_TIMEOUT, what="a merge paused")
+        pid = lab.wait_for(
+            lambda: paused(pauses, "before_commit"), timeout=SETTLE_TIMEOUT, what="a merge paused"
+        )
         (victim,) = [
             r
             for r in lab.instance.get_runs(

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from reliability import plan
+from reliability import daemon, plan
 from reliability.outcome import Outcome
 
 
@@ -36,6 +36,17 @@ def test_crash_quick() -> None:
     sensor = next(r for r in rows if r.kind == "crash: sensor ingestion")
     assert len(sensor.kill_points) >= 3
     assert any(r.lake == "gcs" and r.kills for r in rows)
+
+
+def test_daemon_crash_quick() -> None:
+    """The real daemon: its group killed mid-tick and at a random moment, a run worker
+    killed mid-merge (run monitoring fails the run), a tick past the sensor timeout."""
+    (row,) = _run(plan.daemon_scenarios(plan.QUICK, seed=1, quick=True))
+    _assert_clean([row])
+    assert row.kills == len(plan.QUICK_DAEMON_LINKS)
+    assert set(row.kill_points) == set(plan.QUICK_DAEMON_LINKS)
+    assert row.dagster_runs["FAILURE"] >= 1  # the killed worker's run, failed by monitoring
+    assert row.blocked_days == 0
 
 
 def test_concurrency_quick() -> None:
@@ -96,3 +107,16 @@ def test_hostile_input_full() -> None:
     rows = _run(plan.hostile_scenarios(plan.FULL), workers=1)
     _assert_clean(rows)
     assert sum(r.messages for r in rows) >= 10_000
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(2400)
+def test_daemon_crash_matrix_full() -> None:
+    """>= 50 SIGKILLs of the real daemon's group and run workers, at every named point and
+    at random moments, >= 200k events: nothing lost, nothing doubled, no day blocked."""
+    rows = _run(plan.daemon_scenarios(plan.FULL, seed=1, quick=False))
+    _assert_clean(rows)
+    assert sum(r.kills for r in rows) >= 50
+    assert sum(r.events for r in rows) >= 200_000
+    points = {p for r in rows for p in r.kill_points}
+    assert points == set(daemon.LINKS)
