@@ -1,10 +1,10 @@
 """An empty sensor tick on a fresh lake vs one whose landing zone holds many merged
 batches, on local disk and on the GCS fake: a tick must not cost what history costs.
 
-The history is written as the merge leaves it (a batch object and its `_merged/`
-marker, no `_pending/` entry); the objects are empty because a tick never opens a
-merged batch. Each tick is a real `pubsub_events_sensor` evaluation against an
-empty subscription on the emulator.
+The history is written as the merge leaves it (each batch under `_merged/`, none under
+`_pending/`); the objects are empty because a tick never opens a merged batch. Each
+tick is a real `pubsub_events_sensor` evaluation against an empty subscription on the
+emulator.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ PUT_CONCURRENCY = 64
 
 
 def _write_history(lake: Lake, batches: int, days: int = 30) -> None:
-    """`batches` merged batches spread over `days` days (object + `_merged/` marker)."""
+    """`batches` merged batches spread over `days` days (under `_merged/`)."""
     store = lake.store(LANDING_DIR)
     start = datetime.now(UTC) - timedelta(days=days)
     keys = []
     for n in range(batches):
         when = start + timedelta(seconds=n * days * 86_400 / batches)
         key = batch_path(when.date(), new_batch_id(when))
-        keys += [key, f"{MERGED_DIR}/{key}"]
+        keys.append(f"{MERGED_DIR}/{key}")
 
     async def put_all() -> None:
         limit = asyncio.Semaphore(PUT_CONCURRENCY)

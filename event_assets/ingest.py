@@ -29,10 +29,12 @@ from event_assets.observability import logfire_span, record_merge, record_pull
 from event_assets.pubsub.client import PendingPull, RawPull, Subscription
 from event_assets.settings import Settings
 from event_assets.storage.checks import CheckOutcome, MergeAudit
+from event_assets.storage.deliveries import record_landed, record_merged
 from event_assets.storage.delta import DeltaTarget, WriteResult, dedup_write
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import (
     LandedBatch,
+    batch_path,
     list_batches,
     mark_merged,
     parse_batch_path,
@@ -216,10 +218,24 @@ def _land_round(
             write_quarantine(lake, quarantine, settings=settings, now=now)
             result.quarantined = quarantine.num_rows
             result.quarantine_reasons = reason_counts(quarantine)
+        record_landed(
+            lake, result.batches, result.quarantined, max_attempts=settings.WRITE_MAX_ATTEMPTS
+        )
     checkpoint("before_ack")
     subscription.acknowledge(pulled.ack_ids)
     checkpoint("after_ack")
     return result
+
+
+def _rows_by_batch(partition: date, rows: pa.Table) -> dict[str, int]:
+    """Landing path -> rows, of landed rows of one day (a day's batch is named by its id)."""
+    counted = pc.value_counts(rows["batch_id"])
+    return {
+        batch_path(partition, batch_id): count
+        for batch_id, count in zip(
+            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
+        )
+    }
 
 
 def lease_interval(ack_deadline_seconds: int) -> float:
@@ -458,6 +474,9 @@ def _merge_partition(
             totals[name] += getattr(written, name)
         version = written.version
         checkpoint("after_commit")
+        record_merged(
+            lake, _rows_by_batch(partition, rows), max_attempts=settings.WRITE_MAX_ATTEMPTS
+        )
         mark_merged(lake, chunk)
         facts = audit.inspect(target, rows)
         if facts.duplicated:

@@ -31,6 +31,7 @@ from event_assets.decode_pool import DecodeOptions, decode_messages
 from event_assets.events.decode import RawMessage, to_micros
 from event_assets.ingest import lake_of, merge_partition
 from event_assets.settings import Settings
+from event_assets.storage.deliveries import record_landed
 from event_assets.storage.delta import delete_keys
 from event_assets.storage.landing import land_batch
 from event_assets.storage.maintenance import existing_table
@@ -87,6 +88,7 @@ def replay_quarantine(
     if not events.num_rows:
         return result
     batches = land_batch(lake, events)
+    record_landed(lake, batches, 0, max_attempts=settings.WRITE_MAX_ATTEMPTS)
     for batch in batches:
         merged = merge_partition(settings, lake, batch.partition, [batch.path])
         result.inserted += merged.inserted

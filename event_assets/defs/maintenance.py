@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from event_assets.contracts import contract_target, violations_target
+from event_assets.storage.deliveries import deliveries_target
 from event_assets.storage.delta import DeltaTarget
 from event_assets.storage.lake import Lake
 from event_assets.storage.maintenance import (
@@ -41,6 +42,7 @@ def lake_tables(lake: Lake) -> list[tuple[str, DeltaTarget]]:
         ("events_quarantine", quarantine_target(lake)),
         *((contract.name, contract_target(lake, contract)) for contract in CONTRACTS),
         ("contract_violations", violations_target(lake)),
+        ("deliveries", deliveries_target(lake)),
     ]
 
 

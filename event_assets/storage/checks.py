@@ -12,22 +12,27 @@ partition is a normal state with a defined outcome, not an error.
 
 from __future__ import annotations
 
-import io
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 from deltalake import DeltaTable
 
 from event_assets.events.schema import REQUIRED_EVENT_COLUMNS
+from event_assets.storage.deliveries import read_receipts
 from event_assets.storage.delta import DeltaTarget, stored_matches
-from event_assets.storage.lake import LANDING_DIR, Lake
-from event_assets.storage.landing import MERGED_DIR, batch_time, list_batches, pending_batches
+from event_assets.storage.lake import Lake
+from event_assets.storage.landing import (
+    batch_time,
+    list_batches,
+    parse_batch_path,
+    pending_batches,
+    read_batches,
+)
 from event_assets.storage.maintenance import existing_table
 
 if TYPE_CHECKING:
@@ -370,14 +375,7 @@ def _column(
 
 def _landing_keys(lake: Lake, paths: Sequence[str], key: str) -> pa.Array:
     """The key column of landing batches (only that column is decoded)."""
-    store = lake.store(LANDING_DIR)
-    chunks = [
-        pq.read_table(io.BytesIO(obstore.get(store, path).bytes().to_bytes()), columns=[key])[key]
-        for path in paths
-    ]
-    if not chunks:
-        return pa.array([], pa.string())
-    return pa.chunked_array([c.cast(pa.string()) for c in chunks]).combine_chunks()
+    return read_batches(lake, paths, columns=[key])[key].cast(pa.string()).combine_chunks()
 
 
 def _newest(dt: DeltaTable, target: DeltaTarget, column: str) -> tuple[str, datetime] | None:
@@ -419,102 +417,107 @@ def _examples(values: pa.Array) -> str:
 
 
 def accounting(lake: Lake, events: DeltaTarget, quarantine: DeltaTarget) -> CheckOutcome:
-    """published = inserted + duplicates + quarantined (+ in flight), from storage alone.
+    """delivered = inserted + duplicates + quarantined + in flight, from the delivery
+    receipts (`storage.deliveries`): counts the rounds and merges wrote apart from the
+    tables, kept after landing retention has deleted the batches they name.
 
-    Storage cannot see Pub/Sub, so "published" here means every message copy that
-    storage accepted: each landing row (every landed copy of a good event, including
-    redeliveries and re-publishes) plus each quarantine row (a bad message is kept
-    once per Pub/Sub message id, however often delivered). With rows keyed by
-    `(event_date, event_id)`:
+    - delivered   = copies the rounds receipted before acking (good, per landing
+      batch; bad, per round);
+    - unacked     = copies of batches landed by a round that died before its receipt
+      (never acked, so delivered again), counted when merged;
+    - inserted    = rows of `events`; duplicates = merged copies - inserted;
+    - in flight   = copies of receipted batches still pending (acked, waiting for their
+      run); quarantined = rows of `events_quarantine` (one per message id).
 
-    - inserted    = rows of `events`;
-    - in_flight   = landing rows of batches without a `_merged` marker whose key is
-      not in `events` yet (acked, waiting for their run: normal and short-lived);
-    - duplicates  = landing rows - inserted - in_flight (landed copies the
-      dedup-write skipped);
-    - quarantined = rows of `events_quarantine`.
-
-    It passes iff `events` holds each key once, every key of `events` was landed,
-    every key of a merged batch is in `events` (nothing lost) and quarantine message
-    ids are unique. So `duplicates >= 0` and the sum holds exactly. Storage is read
-    in the order markers -> tables -> landing, so a concurrent ingestion cannot make
-    a consistent lake look inconsistent (a marker implies a committed append, a
-    committed row implies a landed batch). Cost: the key columns of every landing
-    batch and of both tables: a scheduled health check, not a per-run one.
+    It fails when a receipted batch is neither merged nor pending (lost: deleted or
+    never written), when a merge read another row count than its round landed, when
+    a day holds more rows than its merged and pending copies (rows nobody delivered),
+    when `events` holds a key twice, or quarantine a message id twice. Receipts are
+    read before and after listing pending batches, so a concurrent round or merge
+    cannot make a consistent lake look inconsistent (a batch is pending before its
+    landed receipt, and its merged receipt is written before it stops being pending).
+    Rows of batches that have no receipt at all (landed before receipts existed) are
+    counted apart, not judged. Cost: the receipts, the pending listing and the key,
+    day and batch columns of `events`: a scheduled health check, not a per-run one.
     """
-    merged_markers = set(_merged_paths(lake))
-    table_keys = _all_keys(events)
-    quarantine_ids = _all_column(quarantine, quarantine.key)
-    table_key_set = set(table_keys)
-    landing_paths = list_batches(lake)
-    landed_keys: set[tuple[str, str]] = set()
-    lost: set[tuple[str, str]] = set()
-    landing_rows = in_flight = 0
-    store = lake.store(LANDING_DIR)
-    for path in landing_paths:
-        raw = obstore.get(store, path).bytes().to_bytes()
-        batch = pq.read_table(io.BytesIO(raw), columns=["event_date", events.key])
-        keys = list(
-            zip(
-                batch["event_date"].cast(pa.string()).to_pylist(),
-                batch[events.key].cast(pa.string()).to_pylist(),
-                strict=True,
-            )
+    import polars as pl
+
+    before = read_receipts(lake)
+    pending = set(pending_batches(lake))
+    receipts = read_receipts(lake)
+    landed, merged = receipts.landed, receipts.merged
+    lost = sorted(p for p in before.landed if p not in merged and p not in pending)
+    miscounted = sorted(p for p, n in merged.items() if p in landed and landed[p] != n)
+    waiting = {p: n for p, n in landed.items() if p not in merged and p in pending}
+    unacked = sum(n for p, n in merged.items() if p not in landed)
+    copies: Counter[str] = Counter()  # day -> merged and pending copies
+    for path, n in [*merged.items(), *waiting.items()]:
+        copies[parse_batch_path(path)[0].isoformat()] += n
+    receipted_ids = {parse_batch_path(p)[1] for p in [*landed, *merged]}
+
+    dt = existing_table(events)
+    rows = (
+        pl.from_arrow(
+            dt.to_pyarrow_dataset().to_table(columns=["event_date", events.key, "batch_id"])
         )
-        landing_rows += len(keys)
-        landed_keys.update(keys)
-        absent = [k for k in keys if k not in table_key_set]
-        if path in merged_markers:
-            lost.update(absent)
-        else:
-            in_flight += len(absent)
-    table_rows = len(table_keys)
-    duplicated_rows = table_rows - len(table_key_set)
-    not_landed = table_key_set - landed_keys
-    duplicates = landing_rows - table_rows - in_flight
+        if dt is not None
+        else pl.DataFrame(
+            schema={"event_date": pl.Date, events.key: pl.String, "batch_id": pl.String}
+        )
+    )
+    assert isinstance(rows, pl.DataFrame)
+    inserted = rows.height
+    duplicated_rows = inserted - rows.select(pl.col(events.key).n_unique()).item()
+    of_receipted = pl.col("batch_id").is_in(list(receipted_ids))
+    by_day = rows.filter(of_receipted).group_by("event_date").len()
+    undelivered = {str(day): n for day, n in by_day.iter_rows() if n > copies.get(str(day), 0)}
+    unreceipted_rows = rows.filter(~of_receipted).height
+    quarantine_ids = _all_column(quarantine, quarantine.key)
     quarantine_rows = len(quarantine_ids)
     quarantine_dup = quarantine_rows - len(set(quarantine_ids))
-    published = landing_rows + quarantine_rows
+    delivered = sum(landed.values()) + receipts.quarantined
+    in_flight = sum(waiting.values())
+    duplicates = sum(merged.values()) - (inserted - unreceipted_rows)
     problems = [
+        f"{len(lost)} receipted batches neither merged nor pending (lost), e.g. {lost[0]}"
+        if lost
+        else "",
+        f"{len(miscounted)} batches merged with other row counts than landed, e.g. {miscounted[0]}"
+        if miscounted
+        else "",
+        f"rows nobody delivered on {', '.join(sorted(undelivered))}" if undelivered else "",
         f"{duplicated_rows} duplicated rows in events" if duplicated_rows else "",
-        f"{len(not_landed)} keys in events never landed" if not_landed else "",
-        f"{len(lost)} keys of merged batches missing from events" if lost else "",
         f"{quarantine_dup} duplicated quarantine message ids" if quarantine_dup else "",
     ]
     passed = not any(problems)
     summary = (
-        f"published {published} = inserted {table_rows} + duplicates {duplicates} + "
-        f"quarantined {quarantine_rows} + in flight {in_flight}"
+        f"delivered {delivered} + unacked {unacked} = inserted {inserted - unreceipted_rows} "
+        f"+ duplicates {duplicates} + bad copies {receipts.quarantined} + in flight {in_flight}"
+        + (f" + lost {sum(before.landed[p] for p in lost)}" if lost else "")
+        + f"; quarantined {quarantine_rows} messages"
+        + (f"; {unreceipted_rows} rows from before receipts" if unreceipted_rows else "")
     )
     description = summary if passed else "; ".join(p for p in problems if p) + f" ({summary})"
     return CheckOutcome(
         passed=passed,
         description=description,
         metadata={
-            "published": published,
-            "landing_rows": landing_rows,
-            "landing_batches": len(landing_paths),
-            "inserted": table_rows,
+            "delivered": delivered,
+            "unacked": unacked,
+            "inserted": inserted,
             "duplicates": duplicates,
-            "in_flight": in_flight,
+            "bad_copies": receipts.quarantined,
             "quarantined": quarantine_rows,
+            "in_flight": in_flight,
+            "lost_batches": len(lost),
+            "miscounted_batches": len(miscounted),
+            "undelivered_days": len(undelivered),
             "duplicated_rows": duplicated_rows,
-            "not_landed": len(not_landed),
-            "lost": len(lost),
-            "duplicated_quarantine_ids": quarantine_dup,
-            "examples": ",".join(sorted(key for _, key in lost)[:EXAMPLES]),
+            "quarantine_duplicated_ids": quarantine_dup,
+            "unreceipted_rows": unreceipted_rows,
+            "examples": ",".join((lost + miscounted)[:EXAMPLES]),
         },
     )
-
-
-def _merged_paths(lake: Lake) -> list[str]:
-    prefix = f"{MERGED_DIR}/"
-    store = lake.store(LANDING_DIR)
-    return [
-        str(meta["path"]).removeprefix(prefix)
-        for chunk in obstore.list(store, prefix=prefix)
-        for meta in chunk
-    ]
 
 
 def _all_keys(target: DeltaTarget) -> list[tuple[str, str]]:

@@ -102,6 +102,21 @@ def open_table(target: DeltaTarget) -> DeltaTable:
         return DeltaTable(target.uri, storage_options=target.storage_options or None)
 
 
+def append(target: DeltaTarget, rows: pa.Table, *, max_attempts: int = 12) -> None:
+    """Append rows as they are (no key check: for a log whose rows need none), creating
+    the table if absent; a conflicting commit is retried from a fresh snapshot."""
+    for attempt in commit_retries(max_attempts):
+        with attempt:
+            dt = open_table(target)
+            write_deltalake(
+                dt,
+                rows.select(target.schema.names).cast(target.schema),
+                mode="append",
+                partition_by=[target.partition_by] if target.partition_by else None,
+                commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "append"}),
+            )
+
+
 def dedup_write(
     target: DeltaTarget,
     rows: pa.Table,

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 EVENTS_TABLE = "events"
 QUARANTINE_TABLE = "events_quarantine"
+DELIVERIES_TABLE = "deliveries"
 LANDING_DIR = "landing"
 
 
@@ -52,6 +53,10 @@ class Lake:
     @property
     def quarantine_uri(self) -> str:
         return self.uri(QUARANTINE_TABLE)
+
+    @property
+    def deliveries_uri(self) -> str:
+        return self.uri(DELIVERIES_TABLE)
 
     @property
     def landing_uri(self) -> str:

@@ -3,18 +3,24 @@
 A pulled batch is written here, one Parquet object per (partition, batch id),
 before its messages are acked; that makes the ack safe. Objects are written with a
 single put (local: staged file + rename; GCS: one PUT or a completed multipart
-upload), so a reader never sees a partial file. Beside each batch, before its
-messages are acked, an empty entry under `_pending/` says it still has to be
-merged; the merge writes a marker under `_merged/` and then removes the entry.
-Finding the work left is listing `_pending/`: it costs what is pending, not what
-the landing zone has held. A pending batch is merged by the next run of its day,
-which is how nothing acked is ever lost.
+upload), so a reader never sees a partial file. A batch lands under `_pending/`:
+there it still has to be merged, and finding the work left is listing `_pending/`
+(it costs what is pending, not what the landing zone has held). The merge moves it
+to `_merged/` (a rename: on GCS a server-side copy, then the delete). So landing
+retention is a rule on `_merged/` alone: a batch that is not merged is never
+deleted by age. A pending batch is merged by the next run of its day, which is how
+nothing acked is ever lost.
+
+Batches landed before this layout are an empty entry under `_pending/` or
+`_merged/` beside the data at the bare path; they are read, listed and merged as
+before (`_data_path`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import io
+import itertools
 import re
 import secrets
 from collections.abc import Iterable, Iterator
@@ -25,6 +31,7 @@ import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from obstore.store import ObjectStore
 
 from event_assets.events.schema import LANDED_EVENTS_SCHEMA
 from event_assets.storage.lake import LANDING_DIR, Lake
@@ -80,12 +87,10 @@ def parse_batch_path(path: str, *, partition: date | None = None) -> tuple[date,
 def land_batch(
     lake: Lake, events: pa.Table, *, batch_id: str | None = None, now: datetime | None = None
 ) -> list[LandedBatch]:
-    """Write decoded events as one immutable Parquet object per event date, each
-    followed by its `_pending/` entry.
+    """Write decoded events as one immutable Parquet object per event date, under
+    `_pending/`.
 
     Adds `ingested_at` and `batch_id`; returns what was written. Durable on return.
-    A crash between the two puts leaves a batch without an entry: it was not acked,
-    so its messages come back and land again; the orphan is never merged.
     """
     if events.num_rows == 0:
         return []
@@ -102,8 +107,7 @@ def land_batch(
     for day in sorted(dates):
         part = table.filter(pc.equal(table["event_date"], pa.scalar(day, pa.date32())))
         path = batch_path(day, batch_id)
-        obstore.put(store, path, _to_parquet(part))
-        obstore.put(store, f"{PENDING_DIR}/{path}", b"")
+        obstore.put(store, f"{PENDING_DIR}/{path}", _to_parquet(part))
         landed.append(LandedBatch(day, batch_id, path, part.num_rows))
     return landed
 
@@ -116,34 +120,52 @@ def _to_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def read_batches(lake: Lake, paths: Iterable[str]) -> pa.Table:
-    """Read landing batches into one table with the events schema."""
+def read_batches(lake: Lake, paths: Iterable[str], columns: list[str] | None = None) -> pa.Table:
+    """Read landing batches (pending or merged) into one table with the events schema
+    (only `columns` of it, decoding nothing else, if given)."""
     store = lake.store(LANDING_DIR)
-    tables = [
-        pq.read_table(io.BytesIO(obstore.get(store, path).bytes().to_bytes())) for path in paths
-    ]
+    schema = LANDED_EVENTS_SCHEMA
+    if columns is not None:
+        schema = pa.schema([schema.field(c) for c in columns])
+    tables = [pq.read_table(io.BytesIO(_read(store, path)), columns=columns) for path in paths]
     if not tables:
-        return LANDED_EVENTS_SCHEMA.empty_table()
-    return pa.concat_tables([t.cast(LANDED_EVENTS_SCHEMA) for t in tables])
+        return schema.empty_table()
+    return pa.concat_tables([t.cast(schema) for t in tables])
+
+
+def _read(store: ObjectStore, path: str) -> bytes:
+    """A batch's bytes wherever it is: pending, or merged meanwhile by another run."""
+    try:
+        data = obstore.get(store, f"{PENDING_DIR}/{path}").bytes().to_bytes()
+    except FileNotFoundError:
+        data = obstore.get(store, f"{MERGED_DIR}/{path}").bytes().to_bytes()
+    return data or obstore.get(store, path).bytes().to_bytes()  # empty: the legacy layout
 
 
 def list_batches(lake: Lake, partition: date | None = None) -> list[str]:
-    """Every landing batch of a partition (or of all partitions), oldest first."""
-    prefix = f"event_date={partition.isoformat()}/" if partition else None
-    return sorted(p for p in _list(lake, LANDING_DIR, prefix) if _KEY.match(p))
+    """Every landing batch of a partition (or of all partitions), pending or merged,
+    oldest first: what a backfill of the day re-merges."""
+    if partition is None:
+        listed = _list(lake, LANDING_DIR, None)
+    else:
+        day = f"event_date={partition.isoformat()}"
+        listed = itertools.chain.from_iterable(
+            _list(lake, LANDING_DIR, prefix)
+            for prefix in (f"{PENDING_DIR}/{day}", f"{MERGED_DIR}/{day}", day)  # day: legacy
+        )
+    found = {p.removeprefix(f"{PENDING_DIR}/").removeprefix(f"{MERGED_DIR}/") for p in listed}
+    return sorted(p for p in found if _KEY.match(p))
 
 
 def mark_merged(lake: Lake, paths: Iterable[str]) -> None:
-    """Record that these batches are in the table (idempotent): the `_merged/` marker
-    first, then the `_pending/` entry goes (a crash between leaves it pending, and
-    re-merging is idempotent)."""
+    """Record that these batches are in the table: move each from `_pending/` to
+    `_merged/` (idempotent: one already moved, by this run's earlier attempt or by
+    another run, is left as it is). On GCS the move is a copy, then the delete: a crash
+    between leaves the batch pending too, and re-merging it is idempotent."""
     store = lake.store(LANDING_DIR)
-    paths = list(paths)
     for path in paths:
-        obstore.put(store, f"{MERGED_DIR}/{path}", b"")
-    for path in paths:
-        with contextlib.suppress(FileNotFoundError):  # already gone: merged before
-            obstore.delete(store, f"{PENDING_DIR}/{path}")
+        with contextlib.suppress(FileNotFoundError):
+            obstore.rename(store, f"{PENDING_DIR}/{path}", f"{MERGED_DIR}/{path}")
 
 
 def pending_batches(lake: Lake, partition: date | None = None) -> list[str]:

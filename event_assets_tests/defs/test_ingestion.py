@@ -22,7 +22,8 @@ from event_assets.events.decode import ReasonCode
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, publish
 from event_assets.settings import Settings, load_settings
-from event_assets.storage.landing import batch_time, pending_batches, pending_by_day
+from event_assets.storage.lake import LANDING_DIR
+from event_assets.storage.landing import PENDING_DIR, batch_time, pending_batches, pending_by_day
 
 from ..corpus import mixed_corpus
 from ..support.daemon import wait_for
@@ -408,9 +409,10 @@ def test_a_batch_unreadable_until_its_runs_fail_is_merged_once_restored(
     lake = lake_of(settings)
     today = datetime.now(UTC).date()
     (path,) = pending_by_day(lake)[today]
-    store = lake.store("landing")
-    good = obstore.get(store, path).bytes().to_bytes()
-    obstore.put(store, path, b"not parquet")  # a torn or corrupted object
+    store = lake.store(LANDING_DIR)
+    stored = f"{PENDING_DIR}/{path}"  # where a pending batch lives
+    good = obstore.get(store, stored).bytes().to_bytes()
+    obstore.put(store, stored, b"not parquet")  # a torn or corrupted object
     (request,) = [r for r in requests if r.partition_key == today.isoformat()]
     failed = defs.resolve_job_def(INGEST_JOB).execute_in_process(
         partition_key=today.isoformat(),
@@ -420,7 +422,7 @@ def test_a_batch_unreadable_until_its_runs_fail_is_merged_once_restored(
     )
     assert not failed.success
     assert pending_batches(lake, today) == [path]  # still pending: nothing marked merged
-    obstore.put(store, path, good)  # restored
+    obstore.put(store, stored, good)  # restored
 
     def retried() -> dg.RunRequest | None:
         tick = sensor_tick(instance)

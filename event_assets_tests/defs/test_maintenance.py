@@ -67,13 +67,13 @@ def test_compaction_and_vacuum_report_before_and_after(
     # Every table is reported, written or not (the corpus has no order), so each plots.
     assert meta["order_created_v1/files_after"] == 0
     assert "contract_violations/files_after" in meta
-    assert meta["tables"] == 5
+    assert meta["tables"] == 6  # events, quarantine, 2 contracts, violations, deliveries
 
     # Vacuum keeps 7 days by default: nothing the compaction replaced is deleted yet.
     kept = defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance)
     kept_meta = _metadata(kept, "events_vacuum")
     assert kept_meta["files_deleted"] == 0
-    assert kept_meta["tables"] == 5
+    assert kept_meta["tables"] == 6
     # Explicitly allowed below the safe default, the replaced files go.
     monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
     monkeypatch.setenv("VACUUM_ALLOW_BELOW_DEFAULT", "true")

@@ -289,9 +289,7 @@ def test_project_landing_and_dedup_write_on_gs(fake: GcsFake) -> None:
     assert [b.rows for b in first + second] == [50, 55]
     paths = landing.list_batches(lake, day)
     assert paths == [b.path for b in first + second]
-    assert fake.object_keys("bkt", "lake/landing/") == sorted(
-        [f"lake/landing/{p}" for p in paths] + [f"lake/landing/_pending/{p}" for p in paths]
-    )
+    assert fake.object_keys("bkt", "lake/landing/") == [f"lake/landing/_pending/{p}" for p in paths]
     assert landing.pending_batches(lake, day) == paths
 
     target = events_target(lake)
@@ -301,9 +299,11 @@ def test_project_landing_and_dedup_write_on_gs(fake: GcsFake) -> None:
     assert (again.inserted, again.duplicates) == (30, 75)
     assert again.bytes_added > 0
 
-    landing.mark_merged(lake, paths)
+    landing.mark_merged(lake, paths)  # a server-side copy, then the delete
     assert landing.pending_batches(lake, day) == []
-    assert not fake.object_keys("bkt", "lake/landing/_pending/")
+    assert fake.object_keys("bkt", "lake/landing/") == [f"lake/landing/_merged/{p}" for p in paths]
+    assert landing.list_batches(lake, day) == paths  # a backfill still finds them
+    assert landing.read_batches(lake, paths).num_rows == 105
     table = DeltaTable(lake.events_uri, storage_options=lake.storage_options).to_pyarrow_table()
     assert table.num_rows == 80
     assert len(set(table["event_id"].to_pylist())) == 80

@@ -2,8 +2,11 @@
 # gs://<bucket>/<lake_prefix>/ (LAKE_URI).
 
 locals {
-  lake_uri       = "gs://${google_storage_bucket.lake.name}/${var.lake_prefix}"
-  landing_prefix = "${var.lake_prefix}/landing/"
+  lake_uri = "gs://${google_storage_bucket.lake.name}/${var.lake_prefix}"
+  # Only merged batches expire: the merge moves a batch from landing/_pending/ to
+  # landing/_merged/, so a batch that is not merged (its run keeps failing) is never
+  # deleted by age. The age counts from the move (a copy on GCS).
+  merged_prefix = "${var.lake_prefix}/landing/_merged/"
 }
 
 resource "google_storage_bucket" "lake" {
@@ -33,7 +36,7 @@ resource "google_storage_bucket" "lake" {
   lifecycle_rule {
     condition {
       age            = var.landing_retention_days
-      matches_prefix = [local.landing_prefix]
+      matches_prefix = [local.merged_prefix]
     }
     action {
       type = "Delete"

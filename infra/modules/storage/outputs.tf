@@ -13,9 +13,9 @@ output "lake_uri" {
   value       = local.lake_uri
 }
 
-output "landing_prefix" {
-  description = "Object prefix the landing lifecycle rule applies to."
-  value       = local.landing_prefix
+output "landing_merged_prefix" {
+  description = "Object prefix the landing lifecycle rule applies to: merged batches only."
+  value       = local.merged_prefix
 }
 
 output "compute_logs_bucket_name" {

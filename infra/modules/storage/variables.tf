@@ -25,7 +25,7 @@ variable "lake_prefix" {
 }
 
 variable "landing_retention_days" {
-  description = "Days after which landing batches (<lake_prefix>/landing/) are deleted; bounds the replay window."
+  description = "Days after its merge a landing batch (<lake_prefix>/landing/_merged/) is deleted; bounds the replay window. Unmerged batches never expire."
   type        = number
   default     = 30
 
