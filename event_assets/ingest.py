@@ -31,7 +31,7 @@ from event_assets.settings import Settings
 from event_assets.storage.checks import CheckOutcome, MergeAudit
 from event_assets.storage.deliveries import record_landed, record_merged
 from event_assets.storage.delta import DeltaTarget, WriteResult, dedup_write
-from event_assets.storage.lake import Lake
+from event_assets.storage.lake import Lake, StorageRetry
 from event_assets.storage.landing import (
     LandedBatch,
     batch_path,
@@ -51,7 +51,15 @@ PULLS_IN_FLIGHT = 3
 
 
 def lake_of(settings: Settings) -> Lake:
-    return Lake.from_uri(settings.LAKE_URI, google_service_account=settings.GOOGLE_SERVICE_ACCOUNT)
+    return Lake.from_uri(
+        settings.LAKE_URI,
+        google_service_account=settings.GOOGLE_SERVICE_ACCOUNT,
+        retry=StorageRetry(
+            max_retries=settings.STORAGE_MAX_RETRIES,
+            retry_timeout_seconds=settings.STORAGE_RETRY_TIMEOUT_SECONDS,
+            request_timeout_seconds=settings.STORAGE_REQUEST_TIMEOUT_SECONDS,
+        ),
+    )
 
 
 @dataclass

@@ -141,6 +141,21 @@ class Settings(BaseSettings):
     WRITE_MAX_ATTEMPTS: PositiveInt = Field(
         default=12, description="Attempts of a Delta commit that conflicts with another writer."
     )
+    STORAGE_MAX_RETRIES: Annotated[int, Field(ge=0)] = Field(
+        default=10,
+        description="Retries of one GCS request that failed with 5xx, 429 or a timeout.",
+    )
+    STORAGE_RETRY_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = Field(
+        default=20.0,
+        description=(
+            "No GCS request is retried once this long has passed since its first attempt "
+            "(object_store's default is 3 minutes): a failing store fails the round or the "
+            "run well inside a sensor tick's budget, and the work is retried by the next."
+        ),
+    )
+    STORAGE_REQUEST_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = Field(
+        default=30.0, description="Longest one GCS request attempt may take."
+    )
     COMPACTION_LOOKBACK_HOURS: PositiveInt = Field(
         default=2, description="Scheduled compaction covers partitions written this recently."
     )

@@ -8,6 +8,7 @@ local folder and `gs://bucket/prefix` differ only in the URI.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -22,6 +23,42 @@ DELIVERIES_TABLE = "deliveries"
 LANDING_DIR = "landing"
 
 
+_RETRY_KEYS = ("max_retries", "retry_timeout", "timeout")
+
+
+@dataclass(frozen=True)
+class StorageRetry:
+    """How long one storage request may take, retries included (object_store's client
+    retries 5xx and timeouts itself: by default 10 times over up to 3 minutes, longer
+    than a sensor tick may run). Carried in the storage options, which delta-rs reads
+    as they are and `Lake.store` hands to obstore."""
+
+    max_retries: int = 10
+    retry_timeout_seconds: float = 20.0
+    request_timeout_seconds: float = 30.0
+
+    def options(self) -> dict[str, str]:
+        return {
+            "max_retries": str(self.max_retries),
+            "retry_timeout": f"{self.retry_timeout_seconds:g}s",
+            "timeout": f"{self.request_timeout_seconds:g}s",
+        }
+
+    @classmethod
+    def from_options(cls, options: dict[str, str]) -> StorageRetry:
+        """The bound in `options` (object_store's defaults for what is absent)."""
+        default = cls(max_retries=10, retry_timeout_seconds=180.0, request_timeout_seconds=30.0)
+        return cls(
+            max_retries=int(options.get("max_retries", default.max_retries)),
+            retry_timeout_seconds=float(
+                options.get("retry_timeout", f"{default.retry_timeout_seconds}s").rstrip("s")
+            ),
+            request_timeout_seconds=float(
+                options.get("timeout", f"{default.request_timeout_seconds}s").rstrip("s")
+            ),
+        )
+
+
 @dataclass(frozen=True)
 class Lake:
     """The lake root and the storage options for everything under it."""
@@ -30,12 +67,23 @@ class Lake:
     storage_options: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def from_uri(cls, uri: str, *, google_service_account: str | None = None) -> Lake:
-        """Build a lake from `LAKE_URI`; a local path is made absolute so every tool agrees."""
+    def from_uri(
+        cls,
+        uri: str,
+        *,
+        google_service_account: str | None = None,
+        retry: StorageRetry | None = None,
+    ) -> Lake:
+        """Build a lake from `LAKE_URI`; a local path is made absolute so every tool agrees.
+
+        On `gs://`, `retry` bounds every request's retries (delta-rs and obstore alike).
+        """
         options: dict[str, str] = {}
         if uri.startswith("gs://"):
             if google_service_account:
                 options["google_service_account"] = google_service_account
+            if retry is not None:
+                options.update(retry.options())
             return cls(root=uri.rstrip("/"), storage_options=options)
         return cls(root=str(Path(uri).expanduser().resolve()), storage_options=options)
 
@@ -68,5 +116,19 @@ class Lake:
             path = Path(self.uri(*parts))
             path.mkdir(parents=True, exist_ok=True)
             return obstore.store.LocalStore(prefix=path)
-        config = cast("GCSConfig", dict(self.storage_options))
-        return obstore.store.GCSStore.from_url(self.uri(*parts), config=config)
+        config = {k: v for k, v in self.storage_options.items() if k not in _RETRY_KEYS}
+        retry = StorageRetry.from_options(self.storage_options)
+        return obstore.store.GCSStore.from_url(
+            self.uri(*parts),
+            config=cast("GCSConfig", config),
+            # obstore allows an http endpoint by itself only without client options; the
+            # endpoint is the credentials' (https on GCS, http on a local fake).
+            client_options={
+                "timeout": timedelta(seconds=retry.request_timeout_seconds),
+                "allow_http": True,
+            },
+            retry_config={
+                "max_retries": retry.max_retries,
+                "retry_timeout": timedelta(seconds=retry.retry_timeout_seconds),
+            },
+        )

@@ -39,8 +39,8 @@ def test_crash_quick() -> None:
 
 
 def test_daemon_crash_quick() -> None:
-    """The real daemon: its group killed mid-tick and at a random moment, a run worker
-    killed mid-merge (run monitoring fails the run), a tick past the sensor timeout."""
+    """The real daemon: its group killed mid-tick, a run worker killed mid-merge (run
+    monitoring fails the run), a tick past the sensor timeout."""
     (row,) = _run(plan.daemon_scenarios(plan.QUICK, seed=1, quick=True))
     _assert_clean([row])
     assert row.kills == len(plan.QUICK_DAEMON_LINKS)

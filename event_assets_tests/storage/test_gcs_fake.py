@@ -22,7 +22,7 @@ from obstore.store import GCSStore
 
 from event_assets.storage import landing
 from event_assets.storage.delta import dedup_write
-from event_assets.storage.lake import Lake
+from event_assets.storage.lake import Lake, StorageRetry
 from event_assets.storage.tables import events_target
 from event_assets_tests.storage.conftest import make_events
 from event_assets_tests.support.gcs_fake import GcsFake, service_account_key, storage_options
@@ -323,3 +323,32 @@ def test_lake_from_uri_with_key_file(fake: GcsFake, tmp_path) -> None:
     assert result.inserted == 10
     assert landing.list_batches(lake) == [landed[0].path]
     assert any(k.startswith("prod-lake/events/_delta_log/") for k in fake.object_keys("bkt"))
+
+
+def test_storage_retries_are_bounded_for_landing_and_delta(fake: GcsFake) -> None:
+    """A store that keeps failing fails the write after the configured retries, for
+    obstore (landing) and delta-rs (a commit) alike, instead of object_store's default
+    10 retries over up to 3 minutes; the round or run fails and its work is retried."""
+    retry = StorageRetry(max_retries=2, retry_timeout_seconds=5, request_timeout_seconds=10)
+    lake = Lake(
+        root="gs://bkt/bounded",
+        storage_options={**storage_options(fake.base_url), **retry.options()},
+    )
+    day = date(2024, 5, 3)
+    events = make_events(day, range(10))
+    # Three failures: the first attempt and both retries take one each, and nothing is
+    # left for a fourth attempt (which would succeed).
+    fake.fail_next("PUT", "bounded/landing", 503, count=3)
+    with pytest.raises(Exception, match="after 2 retries"):
+        landing.land_batch(lake, events)
+    assert fake.stats()["injected_failures"] == 3
+    rows = landing.read_batches(lake, [b.path for b in landing.land_batch(lake, events)])
+    fake.reset_stats()
+    fake.fail_next("PUT", "_delta_log", 503, count=3)
+    with pytest.raises(OSError, match="after 2 retries"):
+        dedup_write(events_target(lake), rows, partition=day.isoformat(), max_attempts=1)
+    assert fake.stats()["injected_failures"] == 3
+    # Unbounded (object_store's defaults), the same three failures are retried through.
+    fake.fail_next("PUT", "unbounded/landing", 503, count=3)
+    default = Lake(root="gs://bkt/unbounded", storage_options=storage_options(fake.base_url))
+    assert landing.land_batch(default, events)
