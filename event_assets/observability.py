@@ -2,8 +2,11 @@
 
 The token is looked up once at start-up: from Secret Manager when
 `LOGFIRE_SECRET_NAME` is set (production), else `LOGFIRE_TOKEN`, else none, and
-then Logfire stays local and sends nothing. The token only ever lives in a
-`SecretStr` and in Logfire's exporter; errors name the secret, never its value.
+then Logfire stays local and sends nothing. A secret that cannot be read (missing,
+no version yet, empty, no permission, no credentials) degrades to that too, with one
+warning: observability never keeps the code location from loading. The token only
+ever lives in a `SecretStr` and in Logfire's exporter; errors name the secret, never
+its value.
 
 Logfire (with OpenTelemetry, ~0.6 s of imports) is imported when there is a token
 to send with, else at the first span or metric. (Installed, it is also a pydantic
@@ -13,6 +16,7 @@ plugin, which pydantic imports with its first model unless
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable
 from functools import cache
@@ -57,14 +61,15 @@ def resolve_logfire_token(
     if not settings.LOGFIRE_SECRET_NAME:
         return settings.LOGFIRE_TOKEN
     from google.api_core import exceptions as gexc
+    from google.auth import exceptions as auth_exc
 
     path = secret_version_path(settings, settings.LOGFIRE_SECRET_NAME)
     try:
         response = secret_client().access_secret_version(request={"name": path})
-    except gexc.GoogleAPICallError as exc:
+    except (gexc.GoogleAPICallError, gexc.RetryError, auth_exc.GoogleAuthError) as exc:
         raise SecretAccessError(
             f"cannot read the Logfire token from Secret Manager ({path}): "
-            f"{type(exc).__name__} {exc.code}"
+            f"{type(exc).__name__} {getattr(exc, 'code', '') or ''}".rstrip()
         ) from None
     token = bytes(response.payload.data).decode("utf-8").strip()
     if not token:
@@ -86,7 +91,11 @@ def configure_observability(
     metric (see `_logfire`) and Logfire is not imported until then.
     """
     global _deferred
-    token = resolve_logfire_token(settings, secret_client)
+    try:
+        token = resolve_logfire_token(settings, secret_client)
+    except SecretAccessError as exc:
+        logging.getLogger(__name__).warning("Logfire disabled, logging locally only: %s", exc)
+        token = None
     options: dict[str, Any] = {
         "token": token.get_secret_value() if token else None,
         "send_to_logfire": token is not None,

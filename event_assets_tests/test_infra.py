@@ -384,3 +384,23 @@ def test_envs_export_and_configure_alike() -> None:
             for env in ENVS
         )
         assert dev_file == prod_file, f"envs/dev/{name} and envs/prod/{name} differ"
+
+
+def test_landing_lifecycle_deletes_merged_batches_only() -> None:
+    """The age rule may only see `landing/_merged/`: a batch whose run keeps failing sits
+    under `landing/_pending/` and must outlive any retention (it is acked data)."""
+    from event_assets.storage.landing import MERGED_DIR, PENDING_DIR
+
+    storage = _module("storage")
+    (lake,) = [b for t, n, b in _resources(storage) if t == "google_storage_bucket" and n == "lake"]
+    locals_ = {k: _unquote(v) for entry in storage.get("locals", []) for k, v in entry.items()}
+    age_rules = [
+        rule["condition"][0]
+        for rule in lake["lifecycle_rule"]
+        if "age" in rule["condition"][0] and rule["action"][0]["type"] in ('"Delete"', "Delete")
+    ]
+    assert len(age_rules) == 1
+    (prefix,) = age_rules[0]["matches_prefix"]
+    assert prefix == "${local.merged_prefix}"
+    assert locals_["merged_prefix"] == "${var.lake_prefix}/landing/" + f"{MERGED_DIR}/"
+    assert PENDING_DIR not in locals_["merged_prefix"]

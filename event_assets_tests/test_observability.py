@@ -101,6 +101,39 @@ def test_unreadable_secret_is_a_clear_error_without_the_value(
         )
 
 
+@pytest.mark.parametrize(
+    "secrets",
+    [{}, {PATH: b""}, {PATH: b"  \n"}],
+    ids=["no secret or no version yet", "empty", "blank"],
+)
+def test_an_unreadable_secret_degrades_to_local_logging_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, secrets: dict[str, bytes]
+) -> None:
+    """The first deploy creates the secret before anyone adds a version: the code
+    location must load all the same, and say why nothing reaches Logfire."""
+    settings = _settings(monkeypatch, LOGFIRE_SECRET_NAME="logfire-token")
+    with caplog.at_level(logging.WARNING):
+        assert configure_observability(settings, FakeSecretManager(secrets)) is False
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert "Logfire disabled" in warnings[0].getMessage()
+    assert PATH in warnings[0].getMessage()
+
+
+def test_no_credentials_for_secret_manager_degrades_too(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from google.auth.exceptions import DefaultCredentialsError
+
+    def no_client() -> FakeSecretManager:
+        raise DefaultCredentialsError("no credentials here")  # type: ignore[no-untyped-call]
+
+    settings = _settings(monkeypatch, LOGFIRE_SECRET_NAME="logfire-token")
+    with caplog.at_level(logging.WARNING):
+        assert configure_observability(settings, no_client) is False
+    assert "DefaultCredentialsError" in caplog.text
+
+
 def test_configured_token_reaches_logfire_and_never_the_logs(
     settings: Settings,
     monkeypatch: pytest.MonkeyPatch,
