@@ -149,8 +149,8 @@ def test_deploy_instance_launches_runs_as_cloud_run_job_executions(
     instance = deploy_instance
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
     assert type(instance.run_coordinator).__name__ == "QueuedRunCoordinator"
-    launcher: Any = instance.run_launcher  # CloudRunRunLauncher (the package has no types)
-    assert type(launcher).__name__ == "CloudRunRunLauncher"
+    launcher: Any = instance.run_launcher  # dagster-contrib-gcp's (the package has no types)
+    assert type(launcher).__name__ == "CloudRunLauncher"
     assert isinstance(launcher.jobs_client, FakeJobsClient)
     assert isinstance(launcher.executions_client, FakeExecutionsClient)
     logs = instance.compute_log_manager
@@ -199,7 +199,7 @@ def test_deploy_instance_launches_runs_as_cloud_run_job_executions(
     # The run worker gets the production instance by reference: `env:` names, not values.
     instance_ref = execute_run["instance_ref"]
     assert instance_ref["compute_logs_data"]["class_name"] == "GCSComputeLogManager"
-    assert instance_ref["run_launcher_data"]["class_name"] == "CloudRunRunLauncher"
+    assert instance_ref["run_launcher_data"]["class_name"] == "CloudRunLauncher"
     assert "env: DAGSTER_PG_URL" in instance_ref["run_storage_data"]["config_yaml"]
     assert PG_URL not in args[3]
 

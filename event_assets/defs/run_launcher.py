@@ -7,7 +7,9 @@ STARTED for ever, and the run queue's one-merge-per-day slot with it: no later m
 of that day would start. This launcher reads the worker's pid from the run's
 `RUN_START` event and checks it on this machine, so the daemon's run monitoring
 (`run_monitoring` in `dagster.yaml`) fails the run and the sensor requests a new one.
-Production uses the Cloud Run launcher, whose health check asks Cloud Run instead.
+Production uses the Cloud Run launcher, whose health check asks Cloud Run instead:
+`CloudRunLauncher` below, which is dagster-contrib-gcp's with one switch for the
+rehearsal.
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ from pathlib import Path
 
 import dagster as dg
 from dagster._core.launcher import CheckRunHealthResult, WorkerStatus
+from dagster._serdes import ConfigurableClassData
+from dagster_contrib_gcp.cloud_run.run_launcher import CloudRunRunLauncher
 
 
 def _process(pid: int) -> tuple[str, float | None] | None:
@@ -91,3 +95,49 @@ class LocalRunLauncher(dg.DefaultRunLauncher):
         if gone is not None:
             return CheckRunHealthResult(WorkerStatus.FAILED, gone)
         return CheckRunHealthResult(WorkerStatus.RUNNING)
+
+
+CLOUD_RUN_API_ENDPOINT_ENV = "CLOUD_RUN_API_ENDPOINT"
+
+
+class CloudRunLauncher(CloudRunRunLauncher):  # type: ignore[misc]  # untyped base
+    """dagster-contrib-gcp's Cloud Run launcher (production's), whose Admin API clients
+    can be pointed at a local, plaintext endpoint: `CLOUD_RUN_API_ENDPOINT=host:port`
+    (the rehearsal's Cloud Run fake; unset in production, where nothing changes).
+
+    The base class builds its clients in `__init__` with default credentials, which a
+    machine without Google credentials does not have, so with an endpoint they are
+    built here instead, on an insecure channel, and nothing else differs."""
+
+    def __init__(
+        self,
+        project: str,
+        region: str,
+        job_name_by_code_location: dict[str, str | dict[str, str]],
+        run_job_retry: dict[str, int],
+        run_timeout: int,
+        inst_data: ConfigurableClassData | None = None,
+    ) -> None:
+        endpoint = os.environ.get(CLOUD_RUN_API_ENDPOINT_ENV)
+        if not endpoint:
+            super().__init__(
+                project, region, job_name_by_code_location, run_job_retry, run_timeout, inst_data
+            )
+            return
+        import grpc
+        from google.cloud import run_v2
+        from google.cloud.run_v2.services.executions.transports import ExecutionsGrpcTransport
+        from google.cloud.run_v2.services.jobs.transports import JobsGrpcTransport
+
+        self._inst_data = inst_data
+        self.project = project
+        self.region = region
+        self.job_name_by_code_location = job_name_by_code_location
+        self.run_job_retry_wait = run_job_retry["wait"]
+        self.run_job_retry_timeout = run_job_retry["timeout"]
+        self.run_timeout = run_timeout
+        channel = grpc.insecure_channel(endpoint)
+        self.jobs_client = run_v2.JobsClient(transport=JobsGrpcTransport(channel=channel))
+        self.executions_client = run_v2.ExecutionsClient(
+            transport=ExecutionsGrpcTransport(channel=channel)
+        )

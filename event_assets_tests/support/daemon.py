@@ -374,7 +374,8 @@ class DaemonLab:
     """Emulator process + temp DAGSTER_HOME + lake; `start_daemon()` adds the real daemon.
 
     `settings` are the ones the daemon sees: every override is also exported to its
-    environment, so tests and benchmarks can set any knob of `Settings`. With
+    environment, so tests and benchmarks can set any knob of `Settings`.
+    `instance_yaml` replaces the project's `dagster.yaml` in the lab's home. With
     `keep_logs`, the daemon and emulator logs are copied there on exit (the temp dir
     goes away).
     """
@@ -385,6 +386,7 @@ class DaemonLab:
         *,
         name: str = "daemon",
         keep_logs: Path | None = None,
+        instance_yaml: str | None = None,
         **overrides: object,
     ):
         self._stack = contextlib.ExitStack()
@@ -394,7 +396,10 @@ class DaemonLab:
         self.workdir = workdir
         self.home = workdir / "dagster_home"
         self.home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        if instance_yaml is None:
+            shutil.copy(ROOT / "dagster.yaml", self.home / "dagster.yaml")
+        else:
+            (self.home / "dagster.yaml").write_text(instance_yaml)
         self.log = workdir / "daemon.log"
         self.daemon: subprocess.Popen[bytes] | None = None
         self.daemon_started = 0.0
