@@ -33,6 +33,8 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
+from event_assets.storage.lake import polars_storage_options
+
 if TYPE_CHECKING:
     # Imported where used: the code location imports this module, and polars
     # (~0.5 s) and pyarrow.dataset (which imports pandas, ~1 s) are run-time only.
@@ -260,7 +262,9 @@ def _found(
             continue
         scan = (
             pl.scan_parquet(
-                files, hive_partitioning=False, storage_options=target.storage_options or None
+                files,
+                hive_partitioning=False,
+                storage_options=polars_storage_options(target.storage_options),
             )
             .select(columns)
             .filter(pl.col(first).is_in(batch[first].implode()))

@@ -59,6 +59,16 @@ class StorageRetry:
         )
 
 
+def polars_storage_options(options: dict[str, str]) -> dict[str, object] | None:
+    """The storage options as polars takes them: the same keys, `max_retries` an int."""
+    if not options:
+        return None
+    out: dict[str, object] = dict(options)
+    if "max_retries" in out:
+        out["max_retries"] = int(options["max_retries"])
+    return out
+
+
 @dataclass(frozen=True)
 class Lake:
     """The lake root and the storage options for everything under it."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import email.message
 import email.utils
 import functools
 import hashlib
@@ -40,6 +41,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs, unquote, urlsplit
 from xml.sax.saxutils import escape
 
+import google_crc32c
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -330,6 +332,9 @@ class _FakeState:
         self._lock = threading.Lock()
         self._buckets: dict[str, dict[str, StoredObject]] = {}
         self._uploads: dict[str, _Upload] = {}
+        self._resumable: dict[
+            str, tuple[str, bytearray, str]
+        ] = {}  # JSON API: id -> (key, data, type)
         self._generations = itertools.count(1_700_000_000_000_000)  # GCS-like microsecond ids
         self._counts: Counter[str] = Counter()
         self._log: list[RequestRecord] = []
@@ -389,6 +394,106 @@ class _FakeState:
                 raise _BadRequestError(f"unknown control action {action!r}")
             hold = self._holds[int(args["id"])]
         return hold.reached.wait(float(args["timeout"]))  # outside the lock: it blocks
+
+    # -- JSON API (what google-cloud-storage uses: Dagster's GCSComputeLogManager) -------
+
+    def json_api(
+        self,
+        method: str,
+        path: str,
+        query: Mapping[str, list[str]],
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Response:
+        """The JSON API's bucket get, object get/download/list/delete and media, multipart
+        and resumable uploads: enough for google-cloud-storage's Blob and Bucket calls.
+        Objects are the XML API's; a bucket is named "storage", "upload" or "download"
+        at the fake's peril."""
+        root, _, rest = path.lstrip("/").partition("/")
+        parts = [unquote(p) for p in rest.split("/")]  # storage/v1 or v1, b, <bucket>, o, <key>
+        parts = parts[1:] if root == "storage" else parts[2:]  # past "v1" / "storage/v1"
+        if len(parts) < 2 or parts[0] != "b":
+            return _json_error(404, f"no such JSON API resource {path}")
+        bucket = parts[1]
+        key = "/".join(parts[3:]) if len(parts) > 3 and parts[2] == "o" else None
+
+        def arg(name: str) -> str | None:
+            values = query.get(name)
+            return values[0] if values else None
+
+        with self._lock:
+            self._counts[f"json_{method.lower()}"] += 1
+            objects = self._bucket(bucket)
+            if objects is None:
+                return _json_error(404, f"The specified bucket does not exist: {bucket}")
+            if root == "upload":
+                return self._json_upload(bucket, objects, arg, headers, body)
+            if len(parts) == 2:
+                return _json(200, {"kind": "storage#bucket", "name": bucket, "id": bucket})
+            if key is None:
+                prefix = arg("prefix") or ""
+                items = [
+                    _object_resource(bucket, k, v)
+                    for k, v in sorted(objects.items())
+                    if k.startswith(prefix)
+                ]
+                return _json(200, {"kind": "storage#objects", "items": items})
+            stored = objects.get(key)
+            if stored is None:
+                return _json_error(404, f"No such object: {bucket}/{key}")
+            if method == "DELETE":
+                del objects[key]
+                return _Response(204)
+            if arg("alt") == "media" or root == "download":
+                return _Response(200, _object_headers(stored), stored.data)
+            return _json(200, _object_resource(bucket, key, stored))
+
+    def _json_upload(
+        self,
+        bucket: str,
+        objects: dict[str, StoredObject],
+        arg: Any,
+        headers: Mapping[str, str],
+        body: bytes,
+    ) -> _Response:
+        kind = arg("uploadType")
+        upload_id = arg("upload_id")
+        if upload_id is not None:  # a resumable upload's chunk
+            upload = self._resumable[upload_id]
+            upload[1].extend(body)
+            total = headers.get("content-range", "").rpartition("/")[2]
+            if total == "*":
+                end = len(upload[1]) - 1
+                return _Response(308, {"Range": f"bytes=0-{end}"} if end >= 0 else {})
+            del self._resumable[upload_id]
+            stored = self._store(objects, upload[0], bytes(upload[1]), upload[2])
+            return _json(200, _object_resource(bucket, upload[0], stored))
+        if kind == "resumable":
+            metadata = json.loads(body or b"{}")
+            name = metadata.get("name") or arg("name")
+            new_id = secrets.token_hex(8)
+            content_type = metadata.get("contentType") or headers.get(
+                "x-upload-content-type", "application/octet-stream"
+            )
+            self._resumable[new_id] = (name, bytearray(), content_type)
+            location = (
+                f"http://{headers['host']}/upload/storage/v1/b/{bucket}/o"
+                f"?uploadType=resumable&upload_id={new_id}"
+            )
+            return _Response(200, {"Location": location})
+        if kind == "multipart":
+            message = email.message_from_bytes(
+                b"Content-Type: " + headers["content-type"].encode() + b"\r\n\r\n" + body
+            )
+            meta_part, media_part = cast("list[email.message.Message]", message.get_payload())
+            metadata = json.loads(cast("bytes", meta_part.get_payload(decode=True)))
+            data = cast("bytes", media_part.get_payload(decode=True))
+            name = metadata.get("name") or arg("name")
+            content_type = media_part.get_content_type()
+        else:  # media
+            name, data, content_type = arg("name"), body, _content_type(headers)
+        stored = self._store(objects, name, data, content_type)
+        return _json(200, _object_resource(bucket, name, stored))
 
     def release_all(self) -> None:
         with self._lock:
@@ -748,6 +853,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._respond(self._control(key, headers))
             return
         query = parse_qs(split.query, keep_blank_values=True)
+        if bucket in _JSON_ROOTS:
+            body = self._read_body(headers)
+            self._respond(self._state.json_api(self.command, split.path, query, headers, body))
+            return
         request = _Request(
             method=self.command,
             operation=_operation(self.command, key, query, headers),
@@ -936,7 +1045,7 @@ def _object_headers(stored: StoredObject) -> dict[str, str]:
         "x-goog-generation": str(stored.generation),
         "x-goog-metageneration": "1",
         "x-goog-stored-content-length": str(stored.size),
-        "x-goog-hash": f"md5={md5}",
+        "x-goog-hash": f"crc32c={_crc32c(stored.data)},md5={md5}",
     }
 
 
@@ -970,6 +1079,39 @@ def _xml(root: str, fields: list[tuple[str, str | list[tuple[str, str]]]]) -> by
         f"<?xml version='1.0' encoding='UTF-8'?><{root} xmlns='{_XML_NS}'>{render(fields)}</{root}>"
     )
     return text.encode()
+
+
+_JSON_ROOTS = ("storage", "upload", "download")
+
+
+def _json(status: int, value: object) -> _Response:
+    return _Response(status, {"Content-Type": "application/json"}, json.dumps(value).encode())
+
+
+def _json_error(status: int, message: str) -> _Response:
+    return _json(status, {"error": {"code": status, "message": message}})
+
+
+def _crc32c(data: bytes) -> str:
+    return base64.b64encode(google_crc32c.value(data).to_bytes(4, "big")).decode()
+
+
+def _object_resource(bucket: str, key: str, stored: StoredObject) -> dict[str, str]:
+    md5 = base64.b64encode(bytes.fromhex(stored.etag.strip('"'))).decode()
+    return {
+        "kind": "storage#object",
+        "bucket": bucket,
+        "name": key,
+        "id": f"{bucket}/{key}/{stored.generation}",
+        "generation": str(stored.generation),
+        "metageneration": "1",
+        "size": str(stored.size),
+        "contentType": stored.content_type,
+        "md5Hash": md5,
+        "crc32c": _crc32c(stored.data),
+        "updated": _iso(stored.last_modified),
+        "timeCreated": _iso(stored.last_modified),
+    }
 
 
 def _error(status: int, code: str, message: str) -> _Response:
