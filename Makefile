@@ -5,7 +5,8 @@ PYTEST_ARGS ?=
 # Trust the system certificate store (machines behind a TLS-inspecting proxy need it).
 export UV_SYSTEM_CERTS ?= 1
 
-.PHONY: uv install check test test-cov test-slow demo dev bench reliability reliability-quick clean
+.PHONY: uv install check test test-cov test-slow demo dev bench reliability reliability-quick \
+	rehearsal rehearsal-test clean
 
 uv:
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 || \
@@ -45,6 +46,14 @@ reliability: install
 
 reliability-quick: install
 	$(UV) run python -m reliability --quick
+
+# The deployed topology on this machine (image env, Postgres, gs:// and compute logs on the
+# GCS fake, every run through the Cloud Run fake): until Ctrl-C, or driven end to end.
+rehearsal: install
+	UV="$(UV)" $(UV) run python scripts/rehearsal.py
+
+rehearsal-test: install
+	UV="$(UV)" $(UV) run python scripts/rehearsal.py --test
 
 bench: install
 	$(UV) run python -m benchmarks

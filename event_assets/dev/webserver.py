@@ -14,7 +14,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -52,19 +52,28 @@ def free_port() -> int:
 class Webserver:
     """A `dagster-webserver` child process serving workspace.yaml on 127.0.0.1."""
 
-    def __init__(self, env: Mapping[str, str], log: Path, port: int | None = None) -> None:
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        log: Path,
+        port: int | None = None,
+        *,
+        executable: Sequence[str] = (sys.executable, "-m", "dagster_webserver"),
+        cwd: Path = ROOT,
+    ) -> None:
+        """`executable` and `cwd` default to this environment's webserver on the checkout;
+        the rehearsal passes the image's `dagster-webserver` and app folder."""
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         with log.open("wb") as out:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "dagster_webserver", "-w", "workspace.yaml",
-                 "-h", "127.0.0.1", "-p", str(self.port)],
-                cwd=ROOT,
+                [*executable, "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+                cwd=cwd,
                 env=dict(env),
                 stdout=out,
                 stderr=subprocess.STDOUT,
-            )  # fmt: skip
+            )
 
     def __enter__(self) -> Webserver:
         return self
