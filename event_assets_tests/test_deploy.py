@@ -394,6 +394,13 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
     assert "${GITHUB_SHA::7}" in build
     assert "date -u +%Y%m%d-%H%M%S" in build
     assert ":latest" in build
+    # `latest` only from main.
+    (tags_step,) = [step for step in jobs["build"]["steps"] if step.get("id") == "tags"]
+    (latest_line,) = [line for line in tags_step["run"].splitlines() if ":latest" in line]
+    assert 'if [ "${GITHUB_REF}" = "refs/heads/main" ]' in latest_line
+    # No saved plan leaves a runner: it would hold secret values.
+    assert "upload-artifact" not in text
+    assert "download-artifact" not in text
     assert jobs["build"]["permissions"]["id-token"] == "write"
 
     plan = jobs["terraform-plan"]
@@ -409,6 +416,9 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
     }
     assert plan["defaults"]["run"]["working-directory"] == "infra/envs/${{ matrix.environment }}"
     plan_text = _steps_text(plan)
+    # Plans run as the read-only identity, never as the deployer.
+    assert _identity(plan) == "${{ vars.GCP_PLAN_SERVICE_ACCOUNT }}"
+    assert "-out=" not in plan_text
     for command in (
         "terraform fmt -check",
         "terraform init -input=false -backend-config=backend/${{ matrix.environment }}.gcs.backend",
@@ -423,6 +433,11 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
         steps = _steps_text(release)
         assert f"-backend-config=backend/{env}.gcs.backend" in steps
         assert "terraform apply" in steps
+        # Re-planned where it is applied, with the same required variables as the plan job.
+        assert "terraform plan -input=false -lock-timeout=5m -out=tfplan" in steps
+        (apply_step,) = [s for s in release["steps"] if "terraform apply" in str(s.get("run"))]
+        assert apply_step["env"] == plan["env"]
+        assert _identity(release) == "${{ vars.GCP_DEPLOY_SERVICE_ACCOUNT }}"
         # One command per kind of Cloud Run resource: the daemon is a worker pool (a service
         # must serve HTTP to become ready), updated with the beta command group.
         assert 'gcloud run jobs update "$RUN_WORKER_JOB" --image "$IMAGE"' in steps
@@ -447,6 +462,16 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
     assert deploy["env"]["WEBSERVER_SERVICE"] == "event-assets-webserver"
     assert deploy["env"]["DAEMON_WORKER_POOL"] == "event-assets-daemon"
     assert "DAEMON_SERVICE" not in text
+
+
+def _identity(job: dict[str, Any]) -> str:
+    """The service account a job authenticates as (its one google-github-actions/auth step)."""
+    (auth,) = [
+        step
+        for step in job["steps"]
+        if str(step.get("uses", "")).startswith("google-github-actions/auth")
+    ]
+    return str(auth["with"]["service_account"])
 
 
 def test_workflows_pass_actionlint() -> None:

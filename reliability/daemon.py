@@ -41,10 +41,10 @@ from event_assets import faults
 from event_assets.ingest import lake_of
 from event_assets.storage.landing import parse_batch_path, pending_batches
 from event_assets_tests.support.daemon import (
-    DAEMON,
     ROOT,
     in_flight,
     run_counts,
+    spawn_daemon,
     stop_group,
 )
 from reliability import workload
@@ -92,15 +92,7 @@ class Daemon:
 
     def start(self) -> None:
         assert self.process is None, "daemon already running"
-        with self.log.open("ab") as out:
-            self.process = subprocess.Popen(
-                [DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        self.process = spawn_daemon(self.env, self.log)
         self.starts += 1
 
     def kill_group(self) -> None:

@@ -53,7 +53,11 @@ from event_assets.pubsub.client import ensure_topic_and_subscription, publish  #
 from event_assets.settings import load_settings  # noqa: E402
 from event_assets_tests.corpus import mixed_corpus  # noqa: E402
 from event_assets_tests.support.cloud_run_fake import CloudRunFake, JobSpec  # noqa: E402
-from event_assets_tests.support.daemon import EmulatorProcess, stop_group  # noqa: E402
+from event_assets_tests.support.daemon import (  # noqa: E402
+    EmulatorProcess,
+    spawn_daemon,
+    stop_group,
+)
 from event_assets_tests.support.gcs_fake import GcsFake, service_account_key  # noqa: E402
 
 PG_ADMIN_URL = os.environ.get("REHEARSAL_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -227,15 +231,9 @@ def topology(work: Path) -> Iterator[Topology]:
             env, work / "webserver.log", executable=[str(bin_dir / "dagster-webserver")], cwd=app
         )
         stack.callback(webserver.stop)
-        with (work / "daemon.log").open("wb") as out:
-            daemon = subprocess.Popen(
-                [str(bin_dir / "dagster-daemon"), "run", "-w", "workspace.yaml"],
-                cwd=app,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        daemon = spawn_daemon(
+            env, work / "daemon.log", daemon=str(bin_dir / "dagster-daemon"), cwd=app
+        )
         stack.callback(stop_group, daemon)
         webserver.wait_until_loaded(timeout=180)
         yield Topology(work, app, env, fake, gcs, webserver, daemon, settings_env, pauses)

@@ -132,6 +132,22 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
+def spawn_daemon(
+    env: Mapping[str, str], log: Path, *, daemon: str = DAEMON, cwd: Path = ROOT
+) -> subprocess.Popen[bytes]:
+    """`dagster-daemon run -w workspace.yaml` in its own session (process group), so one
+    signal reaches its code server and run workers; output appended to `log`."""
+    with log.open("ab") as out:
+        return subprocess.Popen(
+            [daemon, "run", "-w", str(cwd / "workspace.yaml")],
+            cwd=cwd,
+            env=dict(env),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
 class EmulatorProcess:
     """`event-assets emulator` on a free port in its own process group, logging to a file."""
 
@@ -466,15 +482,7 @@ class DaemonLab:
     def spawn_daemon(self, log: Path) -> subprocess.Popen[bytes]:
         """A `dagster-daemon run` on this lab's instance, in its own session, logging to
         `log`; the caller stops it (`stop_group`). `start_daemon` runs the lab's own."""
-        with log.open("ab") as out:
-            return subprocess.Popen(
-                [DAEMON, "run", "-w", str(ROOT / "workspace.yaml")],
-                cwd=ROOT,
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        return spawn_daemon(self.env, log)
 
     def stop_daemon(self) -> int | None:
         """Stop the daemon and everything it spawned; returns its exit code (None if not run)."""
