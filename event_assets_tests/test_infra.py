@@ -404,3 +404,14 @@ def test_landing_lifecycle_deletes_merged_batches_only() -> None:
     assert prefix == "${local.merged_prefix}"
     assert locals_["merged_prefix"] == "${var.lake_prefix}/landing/" + f"{MERGED_DIR}/"
     assert PENDING_DIR not in locals_["merged_prefix"]
+
+
+def test_lake_bucket_keeps_deleted_objects_restorable() -> None:
+    """Versioning and soft delete: no identity that can delete objects can destroy the lake
+    for good within the retention."""
+    storage = _module("storage")
+    (lake,) = [b for t, n, b in _resources(storage) if t == "google_storage_bucket" and n == "lake"]
+    assert lake["versioning"][0]["enabled"] is True
+    (policy,) = lake["soft_delete_policy"]
+    assert policy["retention_duration_seconds"] == "${var.soft_delete_retention_days * 86400}"
+    assert _variable_default(storage, "soft_delete_retention_days") >= 7

@@ -46,8 +46,8 @@ AUDIT_LOOKBACK = timedelta(hours=2)
     owners=[OWNER],
     description=(
         "The health schedule's audit of `events` as a whole: table totals here, and its "
-        "checks over recent days, freshness and accounting (published = inserted + "
-        "duplicates + quarantined)."
+        "checks over recent days, freshness and accounting (delivered = inserted + "
+        "duplicates + quarantined + in flight)."
     ),
 )
 def events_audit(event_assets: EventAssetsResource) -> dg.MaterializeResult:  # type: ignore[type-arg]
@@ -135,9 +135,10 @@ def events_freshness(event_assets: EventAssetsResource) -> dg.AssetCheckResult:
     asset=events_audit,
     name="accounting",
     description=(
-        "published = inserted + duplicates + quarantined, from storage alone: every landing "
-        "row and quarantine row is either a row of `events`, a skipped duplicate, a quarantined "
-        "message or in flight; nothing merged is missing, nothing is doubled."
+        "delivered = inserted + duplicates + quarantined + in flight, from the receipts the "
+        "rounds wrote before acking and the merges after committing (`deliveries`): fails "
+        "when a receipted batch is neither merged nor pending (lost), when a day holds rows "
+        "nobody delivered, or when anything is doubled."
     ),
 )
 def accounting(event_assets: EventAssetsResource) -> dg.AssetCheckResult:

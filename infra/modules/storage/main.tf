@@ -24,6 +24,13 @@ resource "google_storage_bucket" "lake" {
     enabled = true
   }
 
+  # An object deleted or overwritten by any identity, a compromised one included, stays
+  # restorable this long (permanent deletion needs the bucket's soft delete changed first,
+  # which no runtime identity may do); noncurrent versions (below) keep history longer.
+  soft_delete_policy {
+    retention_duration_seconds = var.soft_delete_retention_days * 86400
+  }
+
   dynamic "encryption" {
     for_each = var.kms_key_name == null ? [] : [var.kms_key_name]
     content {

@@ -63,3 +63,14 @@ variable "compute_logs_retention_days" {
   type        = number
   default     = 30
 }
+
+variable "soft_delete_retention_days" {
+  description = "Days a deleted or overwritten object of the lake stays restorable (GCS soft delete)."
+  type        = number
+  default     = 7
+
+  validation {
+    condition     = var.soft_delete_retention_days >= 7 && var.soft_delete_retention_days <= 90
+    error_message = "soft_delete_retention_days must be 7 to 90 (GCS's range)."
+  }
+}
