@@ -44,7 +44,12 @@ from event_assets.storage.landing import (
 )
 from event_assets.storage.landing import land_batch as _land_batch
 from event_assets.storage.maintenance import existing_table, table_file_stats
-from event_assets.storage.tables import events_target, quarantine_target, reason_counts
+from event_assets.storage.tables import (
+    events_target,
+    quarantine_target,
+    reason_counts,
+    value_counts,
+)
 
 MERGE_CHUNK_BATCHES = 20
 PULLS_IN_FLIGHT = 3
@@ -237,13 +242,7 @@ def _land_round(
 
 def _rows_by_batch(partition: date, rows: pa.Table) -> dict[str, int]:
     """Landing path -> rows, of landed rows of one day (a day's batch is named by its id)."""
-    counted = pc.value_counts(rows["batch_id"])
-    return {
-        batch_path(partition, batch_id): count
-        for batch_id, count in zip(
-            counted.field("values").to_pylist(), counted.field("counts").to_pylist(), strict=True
-        )
-    }
+    return {batch_path(partition, b): n for b, n in value_counts(rows["batch_id"]).items()}
 
 
 def lease_interval(ack_deadline_seconds: int) -> float:

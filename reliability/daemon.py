@@ -32,7 +32,7 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -122,12 +122,12 @@ class Daemon:
         return text[-chars:]
 
 
-def _until(condition: object, timeout: float, daemon: Daemon) -> bool:
+def _until(condition: Callable[[], bool], timeout: float, daemon: Daemon) -> bool:
     """Poll `condition()` until true (True) or the deadline (False); fail if the daemon died."""
     deadline = time.monotonic() + timeout
     while True:
         daemon.alive()
-        if condition():  # type: ignore[operator]
+        if condition():
             return True
         if time.monotonic() >= deadline:
             return False

@@ -520,21 +520,6 @@ def accounting(lake: Lake, events: DeltaTarget, quarantine: DeltaTarget) -> Chec
     )
 
 
-def _all_keys(target: DeltaTarget) -> list[tuple[str, str]]:
-    """(partition, key) of every row of a partitioned table (only those columns read)."""
-    dt = existing_table(target)
-    if dt is None or target.partition_by is None:
-        return []
-    table = dt.to_pyarrow_dataset().to_table(columns=[target.partition_by, target.key])
-    return list(
-        zip(
-            table[target.partition_by].cast(pa.string()).to_pylist(),
-            table[target.key].cast(pa.string()).to_pylist(),
-            strict=True,
-        )
-    )
-
-
 def _all_column(target: DeltaTarget, column: str) -> list[str]:
     dt = existing_table(target)
     if dt is None:

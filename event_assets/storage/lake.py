@@ -23,15 +23,12 @@ DELIVERIES_TABLE = "deliveries"
 LANDING_DIR = "landing"
 
 
-_RETRY_KEYS = ("max_retries", "retry_timeout", "timeout")
-
-
 @dataclass(frozen=True)
 class StorageRetry:
     """How long one storage request may take, retries included (object_store's client
     retries 5xx and timeouts itself: by default 10 times over up to 3 minutes, longer
-    than a sensor tick may run). Carried in the storage options, which delta-rs reads
-    as they are and `Lake.store` hands to obstore."""
+    than a sensor tick may run). `options()` are the storage-option keys delta-rs and
+    polars read; `Lake.store` hands the same bound to obstore as its own config."""
 
     max_retries: int = 10
     retry_timeout_seconds: float = 20.0
@@ -44,19 +41,8 @@ class StorageRetry:
             "timeout": f"{self.request_timeout_seconds:g}s",
         }
 
-    @classmethod
-    def from_options(cls, options: dict[str, str]) -> StorageRetry:
-        """The bound in `options` (object_store's defaults for what is absent)."""
-        default = cls(max_retries=10, retry_timeout_seconds=180.0, request_timeout_seconds=30.0)
-        return cls(
-            max_retries=int(options.get("max_retries", default.max_retries)),
-            retry_timeout_seconds=float(
-                options.get("retry_timeout", f"{default.retry_timeout_seconds}s").rstrip("s")
-            ),
-            request_timeout_seconds=float(
-                options.get("timeout", f"{default.request_timeout_seconds}s").rstrip("s")
-            ),
-        )
+
+_RETRY_KEYS = tuple(StorageRetry().options())
 
 
 def polars_storage_options(options: dict[str, str]) -> dict[str, object] | None:
@@ -75,6 +61,8 @@ class Lake:
 
     root: str
     storage_options: dict[str, str] = field(default_factory=dict)
+    retry: StorageRetry | None = None
+    """The bound also in `storage_options` (set by `from_uri`); None: the clients' defaults."""
 
     @classmethod
     def from_uri(
@@ -94,7 +82,7 @@ class Lake:
                 options["google_service_account"] = google_service_account
             if retry is not None:
                 options.update(retry.options())
-            return cls(root=uri.rstrip("/"), storage_options=options)
+            return cls(root=uri.rstrip("/"), storage_options=options, retry=retry)
         return cls(root=str(Path(uri).expanduser().resolve()), storage_options=options)
 
     @property
@@ -127,18 +115,21 @@ class Lake:
             path.mkdir(parents=True, exist_ok=True)
             return obstore.store.LocalStore(prefix=path)
         config = {k: v for k, v in self.storage_options.items() if k not in _RETRY_KEYS}
-        retry = StorageRetry.from_options(self.storage_options)
+        if self.retry is None:
+            return obstore.store.GCSStore.from_url(
+                self.uri(*parts), config=cast("GCSConfig", config)
+            )
         return obstore.store.GCSStore.from_url(
             self.uri(*parts),
             config=cast("GCSConfig", config),
             # obstore allows an http endpoint by itself only without client options; the
             # endpoint is the credentials' (https on GCS, http on a local fake).
             client_options={
-                "timeout": timedelta(seconds=retry.request_timeout_seconds),
+                "timeout": timedelta(seconds=self.retry.request_timeout_seconds),
                 "allow_http": True,
             },
             retry_config={
-                "max_retries": retry.max_retries,
-                "retry_timeout": timedelta(seconds=retry.retry_timeout_seconds),
+                "max_retries": self.retry.max_retries,
+                "retry_timeout": timedelta(seconds=self.retry.retry_timeout_seconds),
             },
         )

@@ -13,7 +13,7 @@ nothing acked is ever lost.
 
 Batches landed before this layout are an empty entry under `_pending/` or
 `_merged/` beside the data at the bare path; they are read, listed and merged as
-before (`_data_path`).
+before (`_read`, `list_batches`).
 """
 
 from __future__ import annotations

@@ -44,9 +44,14 @@ def quarantine_target(lake: Lake) -> DeltaTarget:
 
 def reason_counts(rows: pa.Table) -> dict[str, int]:
     """Quarantine rows (or decoded quarantine records) counted by `reason_code`."""
-    if not rows.num_rows:
+    return value_counts(rows["reason_code"])
+
+
+def value_counts(column: pa.ChunkedArray | pa.Array) -> dict[str, int]:
+    """Each value of a string column and how often it occurs."""
+    if not len(column):
         return {}
-    tallied = pc.value_counts(rows["reason_code"])
+    tallied = pc.value_counts(column)
     return dict(
         zip(tallied.field("values").to_pylist(), tallied.field("counts").to_pylist(), strict=True)
     )

@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 import obstore
@@ -325,15 +326,14 @@ def test_lake_from_uri_with_key_file(fake: GcsFake, tmp_path) -> None:
     assert any(k.startswith("prod-lake/events/_delta_log/") for k in fake.object_keys("bkt"))
 
 
-def test_storage_retries_are_bounded_for_landing_and_delta(fake: GcsFake) -> None:
+def test_storage_retries_are_bounded_for_landing_and_delta(fake: GcsFake, tmp_path: Path) -> None:
     """A store that keeps failing fails the write after the configured retries, for
     obstore (landing) and delta-rs (a commit) alike, instead of object_store's default
     10 retries over up to 3 minutes; the round or run fails and its work is retried."""
     retry = StorageRetry(max_retries=2, retry_timeout_seconds=5, request_timeout_seconds=10)
-    lake = Lake(
-        root="gs://bkt/bounded",
-        storage_options={**storage_options(fake.base_url), **retry.options()},
-    )
+    key_file = tmp_path / "key.json"
+    key_file.write_text(service_account_key(fake.base_url))
+    lake = Lake.from_uri("gs://bkt/bounded", google_service_account=str(key_file), retry=retry)
     day = date(2024, 5, 3)
     events = make_events(day, range(10))
     # Three failures: the first attempt and both retries take one each, and nothing is
