@@ -54,6 +54,7 @@ from event_assets.settings import load_settings  # noqa: E402
 from event_assets_tests.corpus import mixed_corpus  # noqa: E402
 from event_assets_tests.support.cloud_run_fake import CloudRunFake, JobSpec  # noqa: E402
 from event_assets_tests.support.daemon import (  # noqa: E402
+    INGEST_JOB,
     EmulatorProcess,
     spawn_daemon,
     stop_group,
@@ -277,7 +278,7 @@ def drive(top: Topology) -> str:
     fake = top.fake
     # 1. An execution that never starts (run monitoring fails it after its start timeout,
     #    600 s) on a day of its own, so the other steps go on meanwhile.
-    fake.never_start(1)
+    fake.never_start(1, job_name=INGEST_JOB)
     stuck_day = datetime.now(UTC) - timedelta(days=5)
     stuck = list(demo_messages(200, offset=10_000, day=stuck_day))
     _publish(top, stuck)

@@ -104,7 +104,7 @@ def test_runs_launched_through_cloud_run_survive_quota_stuck_and_killed_executio
             assert run_counts(lab.instance, INGEST_JOB).get("FAILURE", 0) == 0
 
             # An execution that never starts: monitoring fails its run, a later run merges.
-            fake.never_start(1)
+            fake.never_start(1, job_name=INGEST_JOB)
             publish(lab.settings, list(demo_messages(300)))
             expected += 300
             lab.wait_for(exact, timeout=SETTLE_TIMEOUT, what="merged past a stuck execution")

@@ -6,6 +6,7 @@ import io
 import json
 import multiprocessing
 from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
@@ -370,8 +371,11 @@ def test_concurrent_runs_of_one_partition_leave_no_duplicates(
     today = datetime.now(UTC).date().isoformat()
     (request,) = [r for r in requests if r.partition_key == today]
     ref = instance.get_ref()
-    with multiprocessing.get_context("spawn").Pool(3) as pool:
-        outcomes = pool.map(_run_in_own_process, [(ref, today, dict(request.run_config))] * 3)
+    # A worker that dies raises BrokenProcessPool here rather than hanging the map.
+    spawn = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=3, mp_context=spawn) as pool:
+        runs = [(ref, today, dict(request.run_config))] * 3
+        outcomes = list(pool.map(_run_in_own_process, runs, timeout=240))
     assert outcomes == ["ok", "ok", "ok"]
     ids = _ids(settings, today)
     assert len(ids) == len(set(ids)) == 50

@@ -90,6 +90,7 @@ class CloudRunFake:
         self._ids = itertools.count(1)
         self._quota_faults = 0
         self._never_start = 0
+        self._never_start_job = ""
         self.counts: dict[str, int] = {
             "run_job": 0,
             "quota_exhausted": 0,
@@ -165,10 +166,14 @@ class CloudRunFake:
         with self._lock:
             self._quota_faults += calls
 
-    def never_start(self, executions: int) -> None:
-        """The next `executions` are created but never start."""
+    def never_start(self, executions: int, *, job_name: str) -> None:
+        """The next `executions` of Dagster job `job_name` are created but never start.
+
+        Matched on the run's `execute_run` arguments (they name the job), so a scheduled
+        run of another job launched meanwhile does not take the fault."""
         with self._lock:
             self._never_start += executions
+            self._never_start_job = job_name
 
     def kill_running(self) -> int:
         """SIGKILL every running task (a crashed instance); returns how many."""
@@ -210,7 +215,9 @@ class CloudRunFake:
             spec = self.jobs.get(request.name)
             if spec is None:
                 _abort(context, grpc.StatusCode.NOT_FOUND, f"Resource '{request.name}' not found")
-            hold = self._never_start > 0
+            args = [a for c in request.overrides.container_overrides for a in c.args]
+            named = f'"{self._never_start_job}"'
+            hold = self._never_start > 0 and any(named in arg for arg in args)
             self._never_start -= hold
             execution_id = f"{request.name.rsplit('/', 1)[-1]}-{next(self._ids):05d}"
         overrides = request.overrides

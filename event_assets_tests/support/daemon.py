@@ -39,6 +39,7 @@ import polars as pl
 from dagster._core.events import DagsterEventType
 from deltalake import DeltaTable
 
+from event_assets.defs.ingestion import INGEST_JOB as INGEST_JOB
 from event_assets.dev.webserver import free_port
 from event_assets.ingest import lake_of
 from event_assets.pubsub.client import ensure_topic_and_subscription
@@ -46,7 +47,6 @@ from event_assets.settings import load_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 EVENTS_KEY = dg.AssetKey("events")
-INGEST_JOB = "events_ingest_job"
 PARTITION_TAG = "dagster/partition"
 POLL_INTERVAL = 0.25
 START_TIMEOUT = 30.0
