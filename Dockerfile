@@ -10,8 +10,12 @@
 # The instance is $DAGSTER_HOME/dagster.yaml = deploy/dagster.yaml (Postgres storage, Cloud Run
 # run launcher, GCS compute logs); its environment variables are listed in that file.
 
+# Both stages start from one base image, pinned by its (multi-arch index) digest so a rebuild
+# cannot pick up a different interpreter or libc; the tag says what the digest is. To move it:
+#   docker buildx imagetools inspect python:3.11-slim   (the "Digest:" line), in both FROMs.
+
 # --- build: resolve the venv from the committed lock file --------------------------------
-FROM python:3.11-slim AS build
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS build
 # uv from PyPI (pinned), not from a registry image: PyPI is the one index CI can reach.
 RUN pip install --no-cache-dir uv==0.13.9
 WORKDIR /app
@@ -27,7 +31,7 @@ COPY event_assets ./event_assets
 RUN uv sync --frozen --no-dev --no-editable
 
 # --- final: the venv and the app files only (no uv, no pip install, no compilers) --------
-FROM python:3.11-slim AS runtime
+FROM python:3.11-slim@sha256:9c900dea9e8fb7e16277c179b555cc72d29a352dbc33cff48ad5a0412fd5bfc7 AS runtime
 RUN useradd --uid 10001 --user-group --no-create-home --home-dir /app --shell /usr/sbin/nologin app \
     && install -d -o app -g app /app /app/dagster_home
 WORKDIR /app

@@ -283,7 +283,7 @@ def test_dockerfile_is_multi_stage_non_root_and_locked() -> None:
     stages = _stages()
     assert len(stages) >= 2
     build, final = stages[0], stages[-1]
-    assert final[0][1].split()[0] == "python:3.11-slim"
+    assert re.fullmatch(r"python:3\.11-slim@sha256:[0-9a-f]{64}", final[0][1].split()[0])
     assert build[0][1].split()[0] == final[0][1].split()[0]  # the venv's interpreter path
 
     build_runs = " ".join(args for keyword, args in build if keyword == "RUN")
