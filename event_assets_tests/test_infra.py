@@ -2,7 +2,8 @@
 
 Every `.tf` file must parse; the environment Cloud Run containers get must be names the app
 (`event_assets.settings.Settings`) or the production instance (`deploy/dagster.yaml`) actually
-reads; no project-level binding may grant admin/basic roles; the subscription's ack deadline
+reads; no project-level binding may grant admin/basic roles; each workload runs as its own
+service account with only its own grants (`modules/iam`); the subscription's ack deadline
 must match the app's default; both environments need a backend config and are thin callers
 of `modules/stack` (the one composition of the modules), so they cannot drift apart.
 python-hcl2 keeps the quotes of string literals and block labels (`'"name"'`), hence
@@ -58,6 +59,49 @@ FORBIDDEN_PROJECT_ROLES = {
     "roles/editor",
 }
 PUBLIC_MEMBERS = {"allUsers", "allAuthenticatedUsers"}
+
+# The three workloads: each runs as its own service account (modules/iam), keyed by these
+# labels, on its own Cloud Run resource (modules/cloud_run).
+WORKLOADS = ("webserver", "daemon", "run_worker")
+CLOUD_RUN_RESOURCES = {
+    "webserver": "google_cloud_run_v2_service.webserver",
+    "daemon": "google_cloud_run_v2_worker_pool.daemon",
+    "run_worker": "google_cloud_run_v2_job.run_worker",
+}
+OBJECT_ADMIN = "roles/storage.objectAdmin"
+# Roles holding storage.objects.delete (which GCS also checks for an overwrite).
+STORAGE_DELETE_ROLES = {
+    "roles/storage.objectUser",
+    OBJECT_ADMIN,
+    "roles/storage.admin",
+    "roles/storage.legacyBucketWriter",
+    "roles/storage.legacyBucketOwner",
+}
+# What each workload's account is granted in modules/iam: {workload: {(on, role)}}.
+EXPECTED_GRANTS = {
+    "webserver": {
+        ("lake bucket", "roles/storage.objectViewer"),
+        ("compute-logs bucket", "roles/storage.objectViewer"),
+        ("run-worker job", "roles/run.jobsExecutor"),  # cancel from the UI
+    },
+    "daemon": {
+        ("ingest subscription", "roles/pubsub.subscriber"),
+        ("lake bucket", "roles/storage.objectCreator"),
+        ("lake bucket", "roles/storage.objectViewer"),
+        ("compute-logs bucket", "roles/storage.objectUser"),
+        ("run-worker job", "roles/run.jobsExecutorWithOverrides"),  # launch, cancel
+        ("run-worker job", "roles/run.viewer"),  # run monitoring's get_execution
+    },
+    "run_worker": {
+        ("lake bucket", "roles/storage.objectUser"),
+        ("compute-logs bucket", "roles/storage.objectUser"),
+    },
+}
+COMMON_GRANTS = {
+    ("compute-logs bucket", "roles/storage.legacyBucketReader"),
+    ("project", "roles/cloudsql.client"),
+    ("project", "roles/logging.logWriter"),
+}
 
 
 def _load(path: Path) -> dict[str, Any]:
@@ -203,17 +247,39 @@ def _container_env() -> dict[str, dict[str, set[str]]]:
     return found
 
 
+def _explicit_env(address: str) -> dict[str, Any]:
+    """Plain env blocks written out in one Cloud Run resource's container: name -> value."""
+    for rtype, name, body in _resources(_module("cloud_run")):
+        if f"{rtype}.{name}" == address:
+            (container,) = _containers(body)
+            return {
+                _unquote(env["name"]): _unquote(env.get("value"))
+                for env in container.get("env", [])
+                if "value_source" not in env
+            }
+    raise AssertionError(f"modules/cloud_run has no {address}")
+
+
 def test_three_cloud_run_workloads_get_the_same_environment() -> None:
+    """Same app_env and secret for all three; only the daemon's STORAGE_CAN_DELETE differs."""
     env = _container_env()
-    assert set(env) == {
-        "google_cloud_run_v2_service.webserver",
-        "google_cloud_run_v2_worker_pool.daemon",
-        "google_cloud_run_v2_job.run_worker",
-    }
-    first = next(iter(env.values()))
+    assert set(env) == set(CLOUD_RUN_RESOURCES.values())
+    app_env = _app_env_keys()
     for name, names in env.items():
-        assert names == first, name
+        assert names["plain"] - {"STORAGE_CAN_DELETE"} == app_env, name
         assert names["secret"] == {"DAGSTER_PG_URL"}, f"{name}: the database URL is a secret"
+
+
+def test_only_the_daemon_runs_without_storage_delete() -> None:
+    """The daemon's account may not delete (or overwrite) lake objects, so its Delta commits
+    must not checkpoint or expire logs: STORAGE_CAN_DELETE=false there, the default
+    (true) for the webserver and the run worker, which does that upkeep."""
+    assert Settings.model_fields["STORAGE_CAN_DELETE"].default is True
+    assert "STORAGE_CAN_DELETE" not in _app_env_keys(), "must not reach every container"
+    for workload, address in CLOUD_RUN_RESOURCES.items():
+        value = _explicit_env(address).get("STORAGE_CAN_DELETE")
+        expected = "false" if workload == "daemon" else None
+        assert value == expected, f"{address}: STORAGE_CAN_DELETE = {value!r}"
 
 
 def test_container_env_names_are_settings_or_explained() -> None:
@@ -280,6 +346,215 @@ def test_nothing_is_granted_to_the_public() -> None:
         members = [body.get("member", ""), *body.get("members", [])]
         for member in map(_unquote, members):
             assert member not in PUBLIC_MEMBERS, f"{path}: {rtype}.{name} grants {member}"
+
+
+# --- 3b. one service account per workload, each with only its grants ----------------------
+
+# What a binding in modules/iam is on, by the variable naming that resource.
+IAM_TARGETS = {
+    "${var.lake_bucket_name}": "lake bucket",
+    "${var.compute_logs_bucket_name}": "compute-logs bucket",
+    "${var.subscription_name}": "ingest subscription",
+    "${var.run_worker_job_name}": "run-worker job",
+    "${var.webserver_service_name}": "webserver service",
+    "${var.daemon_worker_pool_name}": "daemon worker pool",
+}
+TARGET_ARGUMENT = {
+    "google_storage_bucket_iam_member": "bucket",
+    "google_pubsub_subscription_iam_member": "subscription",
+    "google_cloud_run_v2_job_iam_member": "name",
+    "google_cloud_run_v2_service_iam_member": "name",
+    "google_cloud_run_v2_worker_pool_iam_member": "name",
+}
+
+
+def _iam_locals() -> dict[str, Any]:
+    return {
+        key: value
+        for entry in _module("iam").get("locals", [])
+        for key, value in _arguments(entry).items()
+    }
+
+
+def _iam_target(address: str, rtype: str, body: dict[str, Any]) -> str:
+    if rtype == "google_project_iam_member":
+        return "project"
+    if rtype == "google_service_account_iam_member":
+        return f"service account {body['service_account_id']}"
+    assert rtype in TARGET_ARGUMENT, f"{address}: unexpected binding type"
+    target = body[TARGET_ARGUMENT[rtype]]
+    assert target in IAM_TARGETS, f"{address}: on {target}, not a resource of this stack"
+    return IAM_TARGETS[target]
+
+
+def _iam_grantees(address: str, body: dict[str, Any]) -> set[str]:
+    """Which accounts a binding is for: a workload, "deploy", or all three workloads."""
+    member = body["member"]
+    if member == "${each.value}":
+        assert body.get("for_each") == "${local.workload_members}", f"{address}: for_each"
+        return set(WORKLOADS)
+    match = re.fullmatch(r"\$\{local\.(\w+)_member\}", member)
+    assert match, f"{address}: member {member} is not one of the accounts' locals"
+    return {match.group(1)}
+
+
+def _iam_grants() -> dict[str, set[tuple[str, str]]]:
+    """{account: {(on, role)}} of every binding in modules/iam."""
+    grants: dict[str, set[tuple[str, str]]] = {name: set() for name in (*WORKLOADS, "deploy")}
+    for rtype, name, body in _resources(_module("iam")):
+        address = f"{rtype}.{name}"
+        if rtype == "google_service_account":
+            continue
+        # Authoritative _iam_binding / _iam_policy resources would replace other members.
+        assert rtype.endswith("_iam_member"), f"{address}: only additive _iam_member bindings"
+        grant = (_iam_target(address, rtype, body), _unquote(body["role"]))
+        for account in _iam_grantees(address, body):
+            assert account in grants, f"{address}: unknown account {account}"
+            assert grant not in grants[account], f"{address}: {grant} granted twice"
+            grants[account].add(grant)
+    return grants
+
+
+def test_one_service_account_per_workload() -> None:
+    iam = _module("iam")
+    accounts = {
+        name: _unquote(body["account_id"])
+        for rtype, name, body in _resources(iam)
+        if rtype == "google_service_account"
+    }
+    assert set(accounts) == {*WORKLOADS, "deploy"}
+    assert len(set(accounts.values())) == len(accounts), f"account ids repeat: {accounts}"
+
+    # Each workload's member is its own account's email.
+    locals_ = _iam_locals()
+    assert locals_["workload_accounts"] == {
+        workload: f"${{google_service_account.{workload}}}" for workload in WORKLOADS
+    }
+    assert "local.workload_accounts" in locals_["workload_members"]
+    assert '"serviceAccount:${account.email}"' in locals_["workload_members"]
+    for workload in WORKLOADS:
+        member = locals_[f"{workload}_member"]
+        assert member == f'${{local.workload_members["{workload}"]}}', workload
+
+    # Exported per workload, by modules/iam, the stack and both envs; no shared account left.
+    outputs = {name: body["value"] for name, body in _blocks(iam, "output")}
+    for workload in WORKLOADS:
+        email = f"{workload}_service_account_email"
+        assert outputs[email] == f"${{google_service_account.{workload}.email}}", email
+        assert outputs[f"{workload}_service_account_member"] == f"${{local.{workload}_member}}"
+    for root in (_module(STACK), *(_env(env) for env in ENVS)):
+        names = {name for name, _ in _blocks(root, "output")}
+        assert {f"{w}_service_account_email" for w in WORKLOADS} <= names
+        assert not {name for name in names if "runtime" in name}, sorted(names)
+
+
+def test_each_workload_gets_only_its_grants() -> None:
+    grants = _iam_grants()
+    for workload in WORKLOADS:
+        expected = EXPECTED_GRANTS[workload] | COMMON_GRANTS
+        assert grants[workload] == expected, (
+            f"{workload}: extra {sorted(grants[workload] - expected)}, "
+            f"missing {sorted(expected - grants[workload])}"
+        )
+    # The Cloud SQL binding stays narrowed to the Dagster instance.
+    (cloudsql,) = [
+        body
+        for rtype, _, body in _resources(_module("iam"))
+        if _unquote(body.get("role")) == "roles/cloudsql.client"
+    ]
+    (condition,) = cloudsql["condition"]
+    assert "instances/${var.sql_instance_name}" in condition["expression"]
+
+
+def test_no_object_admin_anywhere() -> None:
+    for path, rtype, name, body in _all_resources():
+        roles = [body.get("role"), *body.get("roles", [])]
+        assert OBJECT_ADMIN not in map(_unquote, roles), f"{path}: {rtype}.{name}"
+
+
+def test_only_the_run_worker_may_delete_lake_objects() -> None:
+    """Webserver and daemon get no role with storage.objects.delete on the lake (nor any
+    storage role at project level, which would reach it); the run worker does."""
+    grants = _iam_grants()
+    for workload in ("webserver", "daemon"):
+        lake_roles = {role for on, role in grants[workload] if on == "lake bucket"}
+        assert lake_roles, f"{workload} has no lake access at all"
+        assert not lake_roles & STORAGE_DELETE_ROLES, f"{workload} may delete: {lake_roles}"
+    for workload in WORKLOADS:
+        project_roles = {role for on, role in grants[workload] if on == "project"}
+        storage = {role for role in project_roles if role.startswith("roles/storage.")}
+        assert not storage, f"{workload}: project-level {storage}"
+    assert ("lake bucket", "roles/storage.objectUser") in grants["run_worker"]
+    # No bucket binding outside modules/iam could add one behind this test's back.
+    for path, rtype, name, _ in _all_resources():
+        if rtype.startswith("google_storage_bucket_iam_"):
+            assert path.parent == MODULES / "iam", f"{path}: {rtype}.{name}"
+
+
+def test_only_the_daemon_subscribes() -> None:
+    grants = _iam_grants()
+    pubsub = {
+        account: {grant for grant in account_grants if grant[1].startswith("roles/pubsub.")}
+        for account, account_grants in grants.items()
+    }
+    assert pubsub.pop("daemon") == {("ingest subscription", "roles/pubsub.subscriber")}
+    assert not any(pubsub.values()), pubsub
+
+
+def test_cloud_run_roles_fit_what_each_workload_calls() -> None:
+    """The daemon launches with per-run args; the webserver only cancels (no overrides, so no
+    Dagster run); a run launches nothing."""
+    grants = _iam_grants()
+
+    def run_roles(account: str) -> set[str]:
+        return {role for _, role in grants[account] if role.startswith("roles/run.")}
+
+    assert "roles/run.jobsExecutorWithOverrides" in run_roles("daemon")
+    assert run_roles("webserver") == {"roles/run.jobsExecutor"}
+    assert run_roles("run_worker") == set()
+
+
+def test_each_cloud_run_resource_runs_as_its_own_account() -> None:
+    def service_accounts(value: Any) -> Iterator[Any]:
+        if isinstance(value, dict):
+            for key, child in value.items():
+                yield from [child] if key == "service_account" else service_accounts(child)
+        elif isinstance(value, list):
+            for child in value:
+                yield from service_accounts(child)
+
+    cloud_run = _module("cloud_run")
+    resources = {f"{rtype}.{name}": body for rtype, name, body in _resources(cloud_run)}
+    variables = dict(_blocks(cloud_run, "variable"))
+    assert "service_account_email" not in variables, "one shared account variable is back"
+    stack_modules = dict(_blocks(_module(STACK), "module"))
+    cloud_run_call = _arguments(stack_modules["cloud_run"])
+    for workload, address in CLOUD_RUN_RESOURCES.items():
+        variable = f"{workload}_service_account_email"
+        assert variable in variables, variable
+        found = list(service_accounts(resources[address]))
+        assert found == [f"${{var.{variable}}}"], f"{address} runs as {found}"
+        assert cloud_run_call[variable] == f"${{module.iam.{variable}}}", variable
+
+    # Both secrets are readable by the three accounts, keyed by static labels.
+    accessors = _arguments(stack_modules["secrets"])["accessor_members"]
+    assert accessors == {
+        workload: f"${{module.iam.{workload}_service_account_member}}" for workload in WORKLOADS
+    }
+
+
+def test_deploy_acts_as_the_three_workload_accounts_only() -> None:
+    grants = _iam_grants()
+    acts_as = {grant for grant in grants["deploy"] if grant[0].startswith("service account")}
+    assert acts_as == {("service account ${each.value.name}", "roles/iam.serviceAccountUser")}
+    (binding,) = [
+        body
+        for rtype, _, body in _resources(_module("iam"))
+        if rtype == "google_service_account_iam_member"
+    ]
+    assert binding["for_each"] == "${local.workload_accounts}"
+    for workload in WORKLOADS:
+        assert not {g for g in grants[workload] if g[0].startswith("service account")}, workload
 
 
 # --- 4. Pub/Sub --------------------------------------------------------------------------

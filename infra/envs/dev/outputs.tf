@@ -47,9 +47,19 @@ output "run_worker_job_name" {
   value       = module.stack.run_worker_job_name
 }
 
-output "runtime_service_account_email" {
-  description = "Service account of the webserver, daemon and run worker."
-  value       = module.stack.runtime_service_account_email
+output "webserver_service_account_email" {
+  description = "Service account of the webserver."
+  value       = module.stack.webserver_service_account_email
+}
+
+output "daemon_service_account_email" {
+  description = "Service account of the daemon."
+  value       = module.stack.daemon_service_account_email
+}
+
+output "run_worker_service_account_email" {
+  description = "Service account of the run worker job."
+  value       = module.stack.run_worker_service_account_email
 }
 
 output "deploy_service_account_email" {

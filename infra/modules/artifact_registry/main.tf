@@ -35,7 +35,10 @@ resource "google_artifact_registry_repository" "images" {
   }
 }
 
-# CI pushes images with the deploy service account; Cloud Run pulls with the runtime one.
+# CI pushes images as a writer_members identity (the build service account). Cloud Run pulls
+# with its service agent (service-<project number>@serverless-robot-prod.iam.gserviceaccount.com),
+# not the workloads' accounts: in this project it needs no grant, another project's agent is
+# listed in reader_members.
 resource "google_artifact_registry_repository_iam_member" "writers" {
   for_each = var.writer_members
 

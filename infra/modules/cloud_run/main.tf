@@ -56,7 +56,7 @@ resource "google_cloud_run_v2_service" "webserver" {
   labels              = var.labels
 
   template {
-    service_account                  = var.service_account_email
+    service_account                  = var.webserver_service_account_email
     timeout                          = "3600s"
     max_instance_request_concurrency = 80
 
@@ -166,7 +166,7 @@ resource "google_cloud_run_v2_worker_pool" "daemon" {
   }
 
   template {
-    service_account = var.service_account_email
+    service_account = var.daemon_service_account_email
 
     vpc_access {
       egress = "PRIVATE_RANGES_ONLY"
@@ -205,6 +205,14 @@ resource "google_cloud_run_v2_worker_pool" "daemon" {
           }
         }
       }
+
+      # The daemon's account may not delete lake objects (GCS authorizes an overwrite as a
+      # delete), so its Delta commits write no checkpoint and expire no log; the run
+      # worker's commits do (default true there).
+      env {
+        name  = "STORAGE_CAN_DELETE"
+        value = "false"
+      }
     }
   }
 
@@ -227,7 +235,7 @@ resource "google_cloud_run_v2_job" "run_worker" {
     parallelism = 1
 
     template {
-      service_account = var.service_account_email
+      service_account = var.run_worker_service_account_email
       timeout         = "${var.run_timeout_seconds}s"
       # Dagster owns retries (run retries / op retries); a task retry would re-execute a
       # run that is no longer in STARTING state and fail anyway.

@@ -19,8 +19,18 @@ variable "image" {
   type        = string
 }
 
-variable "service_account_email" {
-  description = "Runtime service account the webserver, daemon and run worker job run as."
+variable "webserver_service_account_email" {
+  description = "Service account the webserver service runs as."
+  type        = string
+}
+
+variable "daemon_service_account_email" {
+  description = "Service account the daemon worker pool runs as."
+  type        = string
+}
+
+variable "run_worker_service_account_email" {
+  description = "Service account the run worker job's executions run as."
   type        = string
 }
 

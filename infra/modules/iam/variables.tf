@@ -14,22 +14,22 @@ variable "name_prefix" {
 
   validation {
     condition     = length(var.name_prefix) <= 23 && can(regex("^[a-z][a-z0-9-]+$", var.name_prefix))
-    error_message = "name_prefix must be lowercase letters, digits and dashes, at most 23 characters (account id = <prefix>-deploy)."
+    error_message = "name_prefix must be lowercase letters, digits and dashes, at most 23 characters (account ids <prefix>-deploy and <prefix>-daemon)."
   }
 }
 
 variable "lake_bucket_name" {
-  description = "Lake bucket the runtime account gets roles/storage.objectAdmin on."
+  description = "Lake bucket: objectViewer for the webserver, objectCreator + objectViewer for the daemon, objectUser for the run worker."
   type        = string
 }
 
 variable "compute_logs_bucket_name" {
-  description = "Compute logs bucket the runtime account gets object access and storage.buckets.get on."
+  description = "Compute logs bucket: object access per workload, and storage.buckets.get for all three."
   type        = string
 }
 
 variable "subscription_name" {
-  description = "Ingest subscription the runtime account gets roles/pubsub.subscriber on."
+  description = "Ingest subscription the daemon's account gets roles/pubsub.subscriber on."
   type        = string
 }
 
@@ -39,7 +39,7 @@ variable "sql_instance_name" {
 }
 
 variable "run_worker_job_name" {
-  description = "Cloud Run job the runtime account may execute with overrides (CloudRunRunLauncher)."
+  description = "Cloud Run job of the run worker: the daemon launches (with overrides) and monitors it, the webserver cancels its executions."
   type        = string
 }
 

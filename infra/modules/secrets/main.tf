@@ -38,7 +38,8 @@ resource "google_secret_manager_secret_version" "dagster_pg_url" {
   secret_data = var.dagster_pg_url
 }
 
-# Read access for the runtime service account, on these two secrets only.
+# Read access for the workloads' service accounts (webserver, daemon, run worker), on these
+# two secrets only.
 resource "google_secret_manager_secret_iam_member" "logfire_token_accessors" {
   for_each = var.accessor_members
 

@@ -27,7 +27,7 @@ variable "dagster_pg_url" {
 }
 
 variable "accessor_members" {
-  description = "IAM members granted roles/secretmanager.secretAccessor on both secrets, keyed by a static label (e.g. { runtime = \"serviceAccount:...\" }) so for_each keys are known at plan time."
+  description = "IAM members granted roles/secretmanager.secretAccessor on both secrets, keyed by a static label (e.g. { daemon = \"serviceAccount:...\" }) so for_each keys are known at plan time."
   type        = map(string)
   default     = {}
 }

@@ -100,10 +100,24 @@ module "secrets" {
   region         = var.region
   dagster_pg_url = module.cloud_sql.database_url
   accessor_members = {
-    runtime = module.iam.runtime_service_account_member
+    webserver  = module.iam.webserver_service_account_member
+    daemon     = module.iam.daemon_service_account_member
+    run_worker = module.iam.run_worker_service_account_member
   }
 
   depends_on = [google_project_service.apis]
+}
+
+# The single runtime account of earlier versions is the run worker's now (modules/iam): its
+# secret bindings keep their resources too.
+moved {
+  from = module.secrets.google_secret_manager_secret_iam_member.logfire_token_accessors["runtime"]
+  to   = module.secrets.google_secret_manager_secret_iam_member.logfire_token_accessors["run_worker"]
+}
+
+moved {
+  from = module.secrets.google_secret_manager_secret_iam_member.dagster_pg_url_accessors["runtime"]
+  to   = module.secrets.google_secret_manager_secret_iam_member.dagster_pg_url_accessors["run_worker"]
 }
 
 module "iam" {
@@ -126,13 +140,17 @@ module "iam" {
 module "cloud_run" {
   source = "../cloud_run"
 
-  project_id            = var.project_id
-  region                = var.region
-  name_prefix           = var.name_prefix
-  image                 = var.image
-  service_account_email = module.iam.runtime_service_account_email
-  network_name          = module.network.network_name
-  subnetwork_name       = module.network.subnetwork_name
+  project_id      = var.project_id
+  region          = var.region
+  name_prefix     = var.name_prefix
+  image           = var.image
+  network_name    = module.network.network_name
+  subnetwork_name = module.network.subnetwork_name
+
+  # Each workload runs as its own account (modules/iam).
+  webserver_service_account_email  = module.iam.webserver_service_account_email
+  daemon_service_account_email     = module.iam.daemon_service_account_email
+  run_worker_service_account_email = module.iam.run_worker_service_account_email
 
   lake_uri              = module.storage.lake_uri
   pubsub_topic          = module.pubsub.topic_name
@@ -151,6 +169,6 @@ module "cloud_run" {
   webserver_invoker_members = var.webserver_invoker_members
   webserver_min_instances   = var.webserver_min_instances
 
-  # Revisions fail to start if the runtime account cannot read the secrets yet.
+  # Revisions fail to start if their accounts cannot read the secrets yet.
   depends_on = [module.secrets, google_project_service.apis]
 }

@@ -63,9 +63,19 @@ output "daemon_worker_pool_name" {
   value       = module.cloud_run.daemon_worker_pool_name
 }
 
-output "runtime_service_account_email" {
-  description = "Service account of the webserver, daemon and run worker."
-  value       = module.iam.runtime_service_account_email
+output "webserver_service_account_email" {
+  description = "Service account of the webserver."
+  value       = module.iam.webserver_service_account_email
+}
+
+output "daemon_service_account_email" {
+  description = "Service account of the daemon."
+  value       = module.iam.daemon_service_account_email
+}
+
+output "run_worker_service_account_email" {
+  description = "Service account of the run worker job."
+  value       = module.iam.run_worker_service_account_email
 }
 
 output "deploy_service_account_email" {

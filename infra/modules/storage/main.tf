@@ -24,9 +24,11 @@ resource "google_storage_bucket" "lake" {
     enabled = true
   }
 
-  # An object deleted or overwritten by any identity, a compromised one included, stays
-  # restorable this long (permanent deletion needs the bucket's soft delete changed first,
-  # which no runtime identity may do); noncurrent versions (below) keep history longer.
+  # Only the run worker's account may delete or overwrite lake objects (modules/iam: the
+  # webserver reads, the daemon only creates). Soft delete keeps a compromised run worker from
+  # destroying data for good: a deleted or overwritten object stays restorable this long
+  # (permanent deletion needs the bucket's soft delete changed first, which no workload
+  # identity may do); noncurrent versions (below) keep history longer.
   soft_delete_policy {
     retention_duration_seconds = var.soft_delete_retention_days * 86400
   }
