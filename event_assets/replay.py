@@ -32,9 +32,8 @@ from event_assets.events.decode import RawMessage, to_micros
 from event_assets.ingest import lake_of, merge_partition
 from event_assets.settings import Settings
 from event_assets.storage.deliveries import record_landed
-from event_assets.storage.delta import delete_keys
+from event_assets.storage.delta import delete_keys, existing_table
 from event_assets.storage.landing import land_batch
-from event_assets.storage.maintenance import existing_table
 from event_assets.storage.tables import quarantine_target, reason_counts
 
 # Attributes Pub/Sub adds when it dead-letters a message; not the producer's.

@@ -112,8 +112,8 @@ class Settings(BaseSettings):
     PENDING_STUCK_MINUTES: PositiveInt = Field(
         default=30,
         description=(
-            "A landed batch still unmerged after this long fails the day's "
-            "landing_reconciliation audit (younger ones are reported as in flight)."
+            "A landed batch still unmerged after this long fails the scheduled "
+            "recent_days_audit (younger ones are reported as in flight)."
         ),
     )
     FUTURE_SKEW_SECONDS: Annotated[int, Field(ge=0, le=86_400)] = Field(
@@ -155,6 +155,15 @@ class Settings(BaseSettings):
     )
     STORAGE_REQUEST_TIMEOUT_SECONDS: Annotated[float, Field(gt=0)] = Field(
         default=30.0, description="Longest one GCS request attempt may take."
+    )
+    STORAGE_CAN_DELETE: bool = Field(
+        default=True,
+        description=(
+            "False for a storage identity without storage.objects.delete (production's "
+            "daemon): its Delta commits then write no checkpoint and expire no log (both "
+            "overwrite or delete objects; GCS authorizes an overwrite as a delete), leaving "
+            "them to the runs' commits and maintenance."
+        ),
     )
     COMPACTION_LOOKBACK_HOURS: PositiveInt = Field(
         default=2, description="Scheduled compaction covers partitions written this recently."

@@ -24,13 +24,19 @@ from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
-from deltalake.exceptions import CommitFailedError, TableNotFoundError
+from deltalake import CommitProperties, write_deltalake
 from pydantic import BaseModel, ValidationError
 
 from event_assets.events.identity import canonical_json
 from event_assets.events.schema import UTC_MICROS
-from event_assets.storage.delta import OPERATION_KEY, DeltaTarget, commit_retries
+from event_assets.storage.delta import (
+    OPERATION_KEY,
+    DeltaTarget,
+    commit_retries,
+    create_table,
+    load_table,
+    sql_literal,
+)
 from event_assets.storage.lake import Lake
 
 from .arrow import SYSTEM_COLUMNS, conform, plan_schema, rows_to_table
@@ -75,6 +81,7 @@ def contract_target(lake: Lake, contract: Contract) -> DeltaTarget:
         key="event_id",
         partition_by="event_date",
         storage_options=lake.storage_options,
+        log_upkeep=lake.can_delete,
     )
 
 
@@ -86,6 +93,7 @@ def violations_target(lake: Lake) -> DeltaTarget:
         schema=VIOLATIONS_SCHEMA,
         key="event_id",
         storage_options=lake.storage_options,
+        log_upkeep=lake.can_delete,
     )
 
 
@@ -109,30 +117,6 @@ class ContractResult:
         return self.violations / self.events if self.events else 0.0
 
 
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
-def _open(uri: str, lake: Lake) -> DeltaTable | None:
-    try:
-        return DeltaTable(uri, storage_options=lake.storage_options or None)
-    except TableNotFoundError:
-        return None
-
-
-def _create(uri: str, lake: Lake, schema: pa.Schema, partition_by: list[str]) -> DeltaTable:
-    try:
-        return DeltaTable.create(
-            uri,
-            schema,
-            mode="ignore",
-            partition_by=partition_by,
-            storage_options=lake.storage_options or None,
-        )
-    except CommitFailedError:  # another writer created it first
-        return DeltaTable(uri, storage_options=lake.storage_options or None)
-
-
 def read_events_of(
     lake: Lake, event_types: tuple[str, ...], partition: str, type_attribute: str
 ) -> pa.Table:
@@ -152,7 +136,7 @@ def read_events_of(
             "data": pa.array([], pa.string()),
         }
     )
-    dt = _open(lake.events_uri, lake)
+    dt = load_table(lake.events_uri, lake.storage_options)
     if dt is None:
         return empty
     wanted = pa.array(list(event_types), pa.string())
@@ -224,9 +208,7 @@ def _write_rows(
 ) -> tuple[tuple[str, ...], tuple[str, ...], int]:
     """Replace the day in the contract table; (columns, added columns, version)."""
     uri = contract_table_uri(lake, contract)
-    dt = _open(uri, lake)
-    if dt is None:
-        dt = _create(uri, lake, contract.schema, ["event_date"])
+    dt = create_table(uri, contract.schema, ["event_date"], lake.storage_options)
     plan = plan_schema(pa.schema(dt.schema().to_arrow()), contract.schema)
     if plan.problems:
         raise ContractSchemaError(
@@ -240,7 +222,7 @@ def _write_rows(
         dt,
         conform(rows, plan.write_schema),
         mode="overwrite",
-        predicate=f"event_date = {_sql_str(partition)}",
+        predicate=f"event_date = {sql_literal(partition)}",
         partition_by=["event_date"],
         schema_mode="merge" if plan.added else None,
         commit_properties=CommitProperties(
@@ -260,12 +242,14 @@ def _next_version(contract: Contract) -> str:
 
 def _write_violations(lake: Lake, contract: Contract, violations: pa.Table, partition: str) -> None:
     uri = violations_uri(lake)
-    dt = _open(uri, lake) or _create(uri, lake, VIOLATIONS_SCHEMA, VIOLATIONS_PARTITION_BY)
+    dt = create_table(uri, VIOLATIONS_SCHEMA, VIOLATIONS_PARTITION_BY, lake.storage_options)
     write_deltalake(
         dt,
         violations,
         mode="overwrite",
-        predicate=f"contract = {_sql_str(contract.name)} AND event_date = {_sql_str(partition)}",
+        predicate=(
+            f"contract = {sql_literal(contract.name)} AND event_date = {sql_literal(partition)}"
+        ),
         partition_by=VIOLATIONS_PARTITION_BY,
         commit_properties=CommitProperties(
             custom_metadata={OPERATION_KEY: f"contract_violations:{contract.name}"}

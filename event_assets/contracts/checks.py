@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import pyarrow as pa
-from deltalake import DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
 from event_assets.storage.checks import CheckOutcome
+from event_assets.storage.delta import load_table
 from event_assets.storage.lake import Lake
 
 from .apply import contract_table_uri, read_events_of, violations_uri
@@ -16,9 +15,8 @@ EXAMPLES = 5
 
 
 def _ids(uri: str, lake: Lake, filters: list[tuple[str, str, str]]) -> pa.Array:
-    try:
-        dt = DeltaTable(uri, storage_options=lake.storage_options or None)
-    except TableNotFoundError:
+    dt = load_table(uri, lake.storage_options)
+    if dt is None:
         return pa.array([], pa.string())
     dataset = dt.to_pyarrow_dataset(file_pruning_predicate=filters)
     return dataset.to_table(columns=["event_id"])["event_id"].combine_chunks()

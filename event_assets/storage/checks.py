@@ -24,7 +24,7 @@ from deltalake import DeltaTable
 
 from event_assets.events.schema import REQUIRED_EVENT_COLUMNS
 from event_assets.storage.deliveries import read_receipts
-from event_assets.storage.delta import DeltaTarget, stored_matches
+from event_assets.storage.delta import DeltaTarget, existing_table, stored_matches
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import (
     batch_time,
@@ -33,7 +33,6 @@ from event_assets.storage.landing import (
     pending_batches,
     read_batches,
 )
-from event_assets.storage.maintenance import existing_table
 
 if TYPE_CHECKING:
     import pyarrow.dataset as pds  # imports pandas (~1 s); only annotations need it here

@@ -30,10 +30,9 @@ from datetime import UTC, date, datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from event_assets.storage.delta import DeltaTarget, append
+from event_assets.storage.delta import DeltaTarget, append, existing_table
 from event_assets.storage.lake import Lake
 from event_assets.storage.landing import LandedBatch, parse_batch_path
-from event_assets.storage.maintenance import existing_table
 
 LANDED, MERGED, QUARANTINED = "landed", "merged", "quarantined"
 DELIVERIES_SCHEMA = pa.schema(
@@ -54,6 +53,7 @@ def deliveries_target(lake: Lake) -> DeltaTarget:
         schema=DELIVERIES_SCHEMA,
         key="batch",
         storage_options=lake.storage_options,
+        log_upkeep=lake.can_delete,
     )
 
 

@@ -23,13 +23,13 @@ are retried from a fresh read.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from deltalake import CommitProperties, DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, PostCommitHookProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_random_exponential
 
@@ -58,21 +58,45 @@ class DeltaTarget:
     # given for them are replaced) that stand in for the key in the dedup scan.
     key_words: tuple[str, ...] = ()
     key_words_of: Callable[[pa.ChunkedArray], Sequence[pa.Array]] | None = None
+    # False for a writer that may not delete or overwrite objects: its commits skip the
+    # checkpoint (which overwrites `_last_checkpoint`) and the log expiry (deletes).
+    log_upkeep: bool = True
+
+    @property
+    def commit_hooks(self) -> PostCommitHookProperties:
+        return PostCommitHookProperties(
+            create_checkpoint=self.log_upkeep, cleanup_expired_logs=self.log_upkeep
+        )
 
 
-@dataclass(frozen=True)
-class WriteResult:
-    """What a dedup-write did; every number is plottable metadata."""
+@dataclass(frozen=True, kw_only=True)
+class WriteCounts:
+    """What dedup-writes did, in numbers that add up (a merge sums its chunks')."""
 
-    inserted: int
-    duplicates: int
-    version: int
-    files_added: int
-    bytes_added: int
-    seconds: float
-    attempts: int
-    repaired: int
+    inserted: int = 0
+    duplicates: int = 0
+    files_added: int = 0
+    bytes_added: int = 0
+    attempts: int = 0
+    repaired: int = 0
     duplicates_in_window: int = 0  # skipped because the key is in an `also_in` partition
+
+    def __add__(self, other: WriteCounts) -> WriteCounts:
+        return WriteCounts(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(WriteCounts)}
+        )
+
+    def counts(self) -> dict[str, int]:
+        """The counts alone (of a subclass too), by name."""
+        return {f.name: getattr(self, f.name) for f in fields(WriteCounts)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class WriteResult(WriteCounts):
+    """What one dedup-write did; every number is plottable metadata."""
+
+    version: int
+    seconds: float
 
 
 def commit_retries(max_attempts: int) -> Retrying:
@@ -86,22 +110,56 @@ def commit_retries(max_attempts: int) -> Retrying:
     )
 
 
-def open_table(target: DeltaTarget) -> DeltaTable:
-    """Open the table, creating it empty (with its schema and partitioning) if absent."""
+# -- opening tables: every Delta table of the lake is opened or created here ------------
+
+
+def delta_options(storage_options: Mapping[str, str]) -> dict[str, str] | None:
+    """Storage options as delta-rs takes them: None, not {}, when there are none."""
+    return dict(storage_options) or None
+
+
+def load_table(uri: str, storage_options: Mapping[str, str]) -> DeltaTable | None:
+    """The table at `uri`, or None if nobody has created it yet."""
     try:
-        return DeltaTable(target.uri, storage_options=target.storage_options or None)
+        return DeltaTable(uri, storage_options=delta_options(storage_options))
     except TableNotFoundError:
-        pass
+        return None
+
+
+def create_table(
+    uri: str, schema: pa.Schema, partition_by: Sequence[str], storage_options: Mapping[str, str]
+) -> DeltaTable:
+    """Open the table at `uri`, creating it empty with this schema and partitioning if
+    absent (a concurrent creator wins the race; its table is returned)."""
+    existing = load_table(uri, storage_options)
+    if existing is not None:
+        return existing
     try:
         return DeltaTable.create(
-            target.uri,
-            target.schema,
+            uri,
+            schema,
             mode="ignore",
-            partition_by=[target.partition_by] if target.partition_by else None,
-            storage_options=target.storage_options or None,
+            partition_by=list(partition_by) or None,
+            storage_options=delta_options(storage_options),
         )
     except CommitFailedError:  # another writer created it first
-        return DeltaTable(target.uri, storage_options=target.storage_options or None)
+        return DeltaTable(uri, storage_options=delta_options(storage_options))
+
+
+def open_table(target: DeltaTarget) -> DeltaTable:
+    """Open the target's table, creating it empty if absent (writers)."""
+    partition_by = [target.partition_by] if target.partition_by else []
+    return create_table(target.uri, target.schema, partition_by, target.storage_options)
+
+
+def existing_table(target: DeltaTarget) -> DeltaTable | None:
+    """The target's table, or None if nobody has written it yet (readers, maintenance)."""
+    return load_table(target.uri, target.storage_options)
+
+
+def require_table(target: DeltaTarget) -> DeltaTable:
+    """The target's table, which must exist (TableNotFoundError otherwise)."""
+    return DeltaTable(target.uri, storage_options=delta_options(target.storage_options))
 
 
 def append(target: DeltaTarget, rows: pa.Table, *, max_attempts: int = 12) -> None:
@@ -116,6 +174,7 @@ def append(target: DeltaTarget, rows: pa.Table, *, max_attempts: int = 12) -> No
                 mode="append",
                 partition_by=[target.partition_by] if target.partition_by else None,
                 commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "append"}),
+                post_commithook_properties=target.commit_hooks,
             )
 
 
@@ -281,10 +340,7 @@ def stored_matches(target: DeltaTarget, partitions: Sequence[str], rows: pa.Tabl
     """(partition, key) of every stored row of `partitions` whose key is among `rows`'
     keys (a key stored twice shows twice): what a check needs to verify a write,
     read at the cost of the dedup-write's own scan. Empty without a table."""
-    try:
-        dt = DeltaTable(target.uri, storage_options=target.storage_options or None)
-    except TableNotFoundError:
-        dt = None
+    dt = existing_table(target)
     rows = with_key_words(target, rows)
     words = _table_words(dt, target) if dt is not None else target.key_words
     columns = _compare_columns(target, words)
@@ -364,6 +420,7 @@ def _write_once(
             mode="append",
             partition_by=[target.partition_by] if target.partition_by else None,
             commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "dedup_write"}),
+            post_commithook_properties=target.commit_hooks,
         )
         appended.append((new_rows.num_rows, 0, 0))  # committed: count it whatever follows
         dt.update_incremental()
@@ -406,6 +463,7 @@ def _repair(
         predicate=key_predicate(target, partition, dups.to_pylist()),
         partition_by=[target.partition_by] if target.partition_by else None,
         commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "dedup_repair"}),
+        post_commithook_properties=target.commit_hooks,
     )
     dt.update_incremental()
     return int(rows.num_rows - survivors.num_rows)
@@ -432,6 +490,7 @@ def delete_keys(
                 metrics = open_table(target).delete(
                     predicate,
                     commit_properties=CommitProperties(custom_metadata={OPERATION_KEY: "delete"}),
+                    post_commithook_properties=target.commit_hooks,
                 )
         deleted += int(metrics.get("num_deleted_rows", 0))
     return deleted
@@ -439,14 +498,15 @@ def delete_keys(
 
 def key_predicate(target: DeltaTarget, partition: str | None, keys: list[str]) -> str:
     """A SQL predicate naming the partition literally and the keys explicitly."""
-    listed = ", ".join(_sql_str(k) for k in keys)
+    listed = ", ".join(sql_literal(k) for k in keys)
     clause = f"{target.key} IN ({listed})"
     if target.partition_by:
-        return f"{target.partition_by} = {_sql_str(str(partition))} AND {clause}"
+        return f"{target.partition_by} = {sql_literal(str(partition))} AND {clause}"
     return clause
 
 
-def _sql_str(value: str) -> str:
+def sql_literal(value: str) -> str:
+    """A SQL string literal for a delta-rs predicate (quotes doubled)."""
     return "'" + value.replace("'", "''") + "'"
 
 

@@ -63,6 +63,8 @@ class Lake:
     storage_options: dict[str, str] = field(default_factory=dict)
     retry: StorageRetry | None = None
     """The bound also in `storage_options` (set by `from_uri`); None: the clients' defaults."""
+    can_delete: bool = True
+    """False: this identity may create objects but not delete or overwrite them."""
 
     @classmethod
     def from_uri(
@@ -71,6 +73,7 @@ class Lake:
         *,
         google_service_account: str | None = None,
         retry: StorageRetry | None = None,
+        can_delete: bool = True,
     ) -> Lake:
         """Build a lake from `LAKE_URI`; a local path is made absolute so every tool agrees.
 
@@ -82,8 +85,11 @@ class Lake:
                 options["google_service_account"] = google_service_account
             if retry is not None:
                 options.update(retry.options())
-            return cls(root=uri.rstrip("/"), storage_options=options, retry=retry)
-        return cls(root=str(Path(uri).expanduser().resolve()), storage_options=options)
+            return cls(
+                root=uri.rstrip("/"), storage_options=options, retry=retry, can_delete=can_delete
+            )
+        root = str(Path(uri).expanduser().resolve())
+        return cls(root=root, storage_options=options, can_delete=can_delete)
 
     @property
     def is_local(self) -> bool:

@@ -28,10 +28,15 @@ import obstore
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable
-from deltalake.exceptions import TableNotFoundError
 
-from event_assets.faults import checkpoint
-from event_assets.storage.delta import OPERATION_KEY, DeltaTarget, commit_retries
+from event_assets.faults import PausePoint, checkpoint
+from event_assets.storage.delta import (
+    OPERATION_KEY,
+    DeltaTarget,
+    commit_retries,
+    existing_table,
+    require_table,
+)
 from event_assets.storage.lake import Lake
 
 # Delta's default `delta.deletedFileRetentionDuration`: older snapshots stay readable a week.
@@ -77,14 +82,6 @@ class VacuumResult:
     retention_hours: int
     checkpoint_version: int
     seconds: float
-
-
-def existing_table(target: DeltaTarget) -> DeltaTable | None:
-    """The table, or None if nobody has written it yet (maintenance never creates it)."""
-    try:
-        return _require(target)
-    except TableNotFoundError:
-        return None
 
 
 def table_file_stats(target: DeltaTarget, partitions: Sequence[str] | None = None) -> FileStats:
@@ -140,7 +137,7 @@ def compact(
         metrics = _with_retries(max_attempts, _compact_once, target, partition_filter, target_size)
         added += int(metrics.get("numFilesAdded", 0))
         removed += int(metrics.get("numFilesRemoved", 0))
-    dt = _require(target)
+    dt = require_table(target)
     after = _snapshot_stats(dt, target, selection)
     return CompactResult(
         partitions=len(partitions),
@@ -160,8 +157,8 @@ def _compact_once(
     partition_filter: list[tuple[str, str, Any]] | None,
     target_size: int | None,
 ) -> dict[str, Any]:
-    dt = _require(target)  # a fresh snapshot on every attempt
-    checkpoint("before_compact_commit")
+    dt = require_table(target)  # a fresh snapshot on every attempt
+    checkpoint(PausePoint.BEFORE_COMPACT_COMMIT)
     metrics: dict[str, Any] = dt.optimize.compact(
         partition_filters=partition_filter,
         target_size=target_size,
@@ -222,7 +219,7 @@ def vacuum(
     deleted = _with_retries(
         max_attempts, _vacuum_once, target, retention_hours, allow_below_default, full
     )
-    dt = _require(target)
+    dt = require_table(target)
     dt.create_checkpoint()
     dt.cleanup_metadata()
     after = storage_file_stats(lake, table_dir)
@@ -241,8 +238,8 @@ def vacuum(
 def _vacuum_once(
     target: DeltaTarget, retention_hours: int, allow_below_default: bool, full: bool
 ) -> list[str]:
-    dt = _require(target)
-    checkpoint("before_vacuum")
+    dt = require_table(target)
+    checkpoint(PausePoint.BEFORE_VACUUM)
     deleted: list[str] = dt.vacuum(
         retention_hours=retention_hours,
         dry_run=False,
@@ -274,10 +271,6 @@ def _snapshot_stats(
         return FileStats(0, 0)
     rows = pc.sum(actions["num_records"]).as_py() if "num_records" in actions.column_names else 0
     return FileStats(len(actions), int(pc.sum(actions["size_bytes"]).as_py()), int(rows or 0))
-
-
-def _require(target: DeltaTarget) -> DeltaTable:
-    return DeltaTable(target.uri, storage_options=target.storage_options or None)
 
 
 def _with_retries(max_attempts: int, fn: Callable[..., _T], *args: Any) -> _T:

@@ -26,6 +26,7 @@ def events_target(lake: Lake) -> DeltaTarget:
         partition_by="event_date",
         survivor_order=("ingested_at", "batch_id"),
         storage_options=lake.storage_options,
+        log_upkeep=lake.can_delete,
         key_words=EVENT_ID_WORDS,
         key_words_of=id_words,
     )
@@ -39,6 +40,7 @@ def quarantine_target(lake: Lake) -> DeltaTarget:
         key="message_id",
         survivor_order=("quarantined_at",),
         storage_options=lake.storage_options,
+        log_upkeep=lake.can_delete,
     )
 
 

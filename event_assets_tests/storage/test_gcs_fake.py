@@ -21,10 +21,12 @@ from deltalake import DeltaTable, write_deltalake
 from obstore.exceptions import AlreadyExistsError, PreconditionError
 from obstore.store import GCSStore
 
+from event_assets.events import QUARANTINE_TABLE_SCHEMA
 from event_assets.storage import landing
+from event_assets.storage.deliveries import deliveries_target, record_landed
 from event_assets.storage.delta import dedup_write
 from event_assets.storage.lake import Lake, StorageRetry
-from event_assets.storage.tables import events_target
+from event_assets.storage.tables import events_target, quarantine_target
 from event_assets_tests.storage.conftest import make_events
 from event_assets_tests.support.gcs_fake import GcsFake, service_account_key, storage_options
 
@@ -352,3 +354,92 @@ def test_storage_retries_are_bounded_for_landing_and_delta(fake: GcsFake, tmp_pa
     fake.fail_next("PUT", "unbounded/landing", 503, count=3)
     default = Lake(root="gs://bkt/unbounded", storage_options=storage_options(fake.base_url))
     assert landing.land_batch(default, events)
+
+
+# -- identities: the daemon's storage role ------------------------------------------------
+
+
+def test_an_identity_is_held_to_its_object_role(fake: GcsFake) -> None:
+    """The fake's stand-in for IAM refuses what the object roles do not grant."""
+    fake.grant("daemon", "creator")
+    fake.grant("webserver", "viewer")
+
+    def as_(identity: str) -> GCSStore:
+        key = service_account_key(fake.identity_url(identity))
+        config = cast("GCSConfig", {"google_service_account_key": key})
+        return GCSStore.from_url("gs://bkt/roles", config=config)
+
+    creator, viewer = as_("daemon"), as_("webserver")
+    obstore.put(creator, "new", b"1")  # create: granted
+    assert obstore.get(viewer, "new").bytes().to_bytes() == b"1"
+    for refused in (
+        lambda: obstore.put(creator, "new", b"2"),  # an overwrite needs objects.delete
+        lambda: obstore.delete(creator, "new"),
+        lambda: obstore.rename(creator, "new", "moved"),  # copy, then the refused delete
+        lambda: obstore.put(viewer, "other", b"1"),
+    ):
+        with pytest.raises(Exception, match=r"(?i)privileges|denied|403"):
+            refused()
+    assert fake.stats()["denied"] == 4
+    assert fake.get_object("bkt", "roles/new") is not None
+    obstore.put(as_("run-worker"), "new", b"3")  # never granted: the default may do anything
+
+
+def test_a_writer_that_cannot_delete_lands_and_appends_past_a_checkpoint(
+    fake: GcsFake, tmp_path: Path
+) -> None:
+    """Production's daemon may create objects only (`STORAGE_CAN_DELETE=false`): its
+    landing, quarantine and receipt writes must never overwrite or delete one, not even
+    at a commit that falls due for a checkpoint (`_last_checkpoint` is overwritten)."""
+    fake.grant("daemon", "creator")
+    key_file = tmp_path / "daemon.json"
+    key_file.write_text(service_account_key(fake.identity_url("daemon")))
+
+    def daemon_lake(can_delete: bool) -> Lake:
+        return Lake.from_uri(
+            "gs://bkt/lake", google_service_account=str(key_file), can_delete=can_delete
+        )
+
+    admin = Lake(root="gs://bkt/lake", storage_options=storage_options(fake.base_url))
+    for target in (quarantine_target(admin), deliveries_target(admin)):
+        DeltaTable.create(  # a checkpoint falls due every second commit
+            target.uri,
+            target.schema,
+            configuration={"delta.checkpointInterval": "2"},
+            storage_options=target.storage_options,
+        )
+    day = date(2024, 5, 4)
+    lake = daemon_lake(can_delete=False)
+    for n in range(3):
+        landed = landing.land_batch(lake, make_events(day, range(n * 10, n * 10 + 10)))
+        record_landed(lake, landed, 0, max_attempts=1)
+        dedup_write(quarantine_target(lake), _quarantine_rows(n), max_attempts=1)
+    assert fake.stats()["denied"] == 0
+    assert not [k for k in fake.object_keys("bkt", "lake/") if "checkpoint" in k]
+    assert (
+        DeltaTable(quarantine_target(admin).uri, storage_options=admin.storage_options).version()
+        == 3
+    )
+
+    # The same writes with checkpoints: the second one overwrites `_last_checkpoint`, and
+    # the write fails after its commit landed (a round would not ack, and re-land).
+    def receipts_with_checkpoints() -> None:
+        for _ in range(4):
+            record_landed(daemon_lake(can_delete=True), [], 1, max_attempts=1)
+
+    with pytest.raises(OSError, match="lacked the necessary privileges"):
+        receipts_with_checkpoints()
+    assert fake.stats()["denied"] >= 1
+
+
+def _quarantine_rows(n: int) -> pa.Table:
+    row = {
+        "message_id": f"m{n}",
+        "publish_time": None,
+        "attributes": "{}",
+        "payload": b"not json",
+        "reason_code": "invalid_json",
+        "reason": "not JSON",
+        "quarantined_at": datetime(2024, 5, 4, tzinfo=UTC),
+    }
+    return pa.Table.from_pylist([row], schema=QUARANTINE_TABLE_SCHEMA)

@@ -11,6 +11,12 @@ becomes put-if-absent), multipart objects that appear only when completed, and t
 State is in memory, in a child process (see `GcsFake`). Point a client at it with
 `storage_options(fake.base_url)`; `stats()`, `requests()`, `fail_next()` and
 `pause_on()` let a test prove what happened on the wire.
+
+Identities stand in for IAM: `fake.identity_url(name)` is a base URL whose requests act as
+`name`, and `fake.grant(name, "viewer" | "creator")` limits it as the object roles do
+(`roles/storage.objectViewer`: read and list; with `roles/storage.objectCreator` also
+create, but never delete, and never overwrite, which GCS authorizes as a delete). A
+refused request gets GCS's 403 `AccessDenied`, counted as `denied`.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 _MAX_LIST_KEYS = 1000
 _PAUSE_LIMIT_SECONDS = 30.0  # a forgotten pause must not hang the suite
 _CONTROL = "_fake"  # path prefix of the test-control API
+_IDENTITY = "_as"  # path prefix `/_as/<identity>/`: the request acts as that identity
+_ROLES = ("viewer", "creator")
+_WRITES = frozenset({"put", "copy", "multipart_initiate", "multipart_part", "multipart_complete"})
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,7 @@ class _Request:
     raw_query: str
     headers: Mapping[str, str]  # lower-cased names
     body: bytes
+    identity: str = ""  # "" : the fake's default identity, which may do anything
 
     @property
     def display_path(self) -> str:
@@ -223,10 +233,21 @@ class GcsFake:
     def create_bucket(self, name: str) -> None:
         self._call("create_bucket", name=name)
 
+    def identity_url(self, identity: str) -> str:
+        """A base URL (for a key's `gcs_base_url`) whose requests act as `identity`."""
+        return f"{self.base_url}/{_IDENTITY}/{identity}"
+
+    def grant(self, identity: str, role: str) -> None:
+        """Limit `identity` to `role`: "viewer" (read, list) or "creator" (also create new
+        objects; no delete, no overwrite). An identity never granted may do anything."""
+        if role not in _ROLES:
+            raise ValueError(f"role must be one of {_ROLES}, not {role!r}")
+        self._call("grant", identity=identity, role=role)
+
     def stats(self) -> dict[str, int]:
         """Requests per operation (`put`, `get`, `head`, `list`, `copy`, `delete`,
         `multipart_initiate|part|complete|abort`), plus `precondition_failures` (412s
-        sent) and `injected_failures`."""
+        sent), `denied` (403s for an identity's role) and `injected_failures`."""
         return cast("dict[str, int]", self._call("stats"))
 
     def requests(self) -> list[RequestRecord]:
@@ -341,6 +362,7 @@ class _FakeState:
         self._faults: list[_Fault] = []
         self._holds: dict[int, _Hold] = {}
         self._hold_ids = itertools.count(1)
+        self._roles: dict[str, str] = {}
         self.connections: set[socket.socket] = set()
 
     # -- control API (JSON over /_fake/...) ----------------------------------------------
@@ -351,6 +373,7 @@ class _FakeState:
             if action == "stats":
                 counts = dict(self._counts)
                 counts.setdefault("precondition_failures", 0)
+                counts.setdefault("denied", 0)
                 counts.setdefault("injected_failures", 0)
                 return counts
             if action == "requests":
@@ -361,6 +384,9 @@ class _FakeState:
                 return None
             if action == "create_bucket":
                 self._buckets.setdefault(str(args["name"]), {})
+                return None
+            if action == "grant":
+                self._roles[str(args["identity"])] = str(args["role"])
                 return None
             if action == "fail_next":
                 self._faults.append(
@@ -528,6 +554,7 @@ class _FakeState:
             self._counts[req.operation] += 1
             self._counts["injected_failures"] += fault is not None
             self._counts["precondition_failures"] += response.status == 412
+            self._counts["denied"] += response.status == 403 and fault is None
             self._log.append(
                 RequestRecord(
                     req.method,
@@ -582,7 +609,22 @@ class _FakeState:
             objects = self._bucket(req.bucket)
             if objects is None:
                 return _error(404, "NoSuchBucket", "The specified bucket does not exist.")
+            denied = self._denied(req, objects)
+            if denied is not None:
+                return _error(403, "AccessDenied", f"Access denied. {req.identity} {denied}")
             return handler(req, objects)
+
+    def _denied(self, req: _Request, objects: dict[str, StoredObject]) -> str | None:
+        """What the request's identity lacks for it (as GCS IAM decides), or None."""
+        role = self._roles.get(req.identity)
+        if role is None or req.operation in ("list", "get", "head"):
+            return None
+        if role == "viewer" or req.operation not in _WRITES | {"multipart_abort"}:
+            permission = "create" if req.operation in _WRITES else "delete"
+            return f"does not have storage.objects.{permission} access to {req.display_path}."
+        if req.operation in ("put", "copy", "multipart_complete") and req.key in objects:
+            return f"does not have storage.objects.delete access to {req.display_path}."
+        return None
 
     def _bucket(self, name: str) -> dict[str, StoredObject] | None:
         if name not in self._buckets and self._auto_create and name:
@@ -848,6 +890,10 @@ class _Handler(BaseHTTPRequestHandler):
     def _serve(self) -> None:
         split = urlsplit(self.path)
         bucket, _, key = split.path.lstrip("/").partition("/")
+        identity = ""
+        if bucket == _IDENTITY:
+            identity, _, rest = key.partition("/")
+            bucket, _, key = rest.partition("/")
         headers = {k.lower(): v for k, v in self.headers.items()}
         if bucket == _CONTROL:  # GCS bucket names cannot start with "_": no clash
             self._respond(self._control(key, headers))
@@ -866,6 +912,7 @@ class _Handler(BaseHTTPRequestHandler):
             raw_query=split.query,
             headers=headers,
             body=self._read_body(headers),
+            identity=identity,
         )
         self._respond(self._state.handle(request))
 
