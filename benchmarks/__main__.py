@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
-from event_assets.dev.webserver import free_port
+from devtools.webserver import free_port
 
 if TYPE_CHECKING:
     from event_assets.ingest import IngestSummary
@@ -132,8 +132,8 @@ def bench_end_to_end(events: int, repeats: int, decode_workers: int = 0) -> dict
     the table (the round callback reports it). With `decode_workers`, the decode pool
     is started (and its start-up timed) before the runs, as in a long-lived process.
     """
+    from devtools.demo import demo_messages
     from event_assets import decode_pool
-    from event_assets.demo import demo_messages
     from event_assets.ingest import ingest
     from event_assets.pubsub.client import publish
 
@@ -142,7 +142,9 @@ def bench_end_to_end(events: int, repeats: int, decode_workers: int = 0) -> dict
     process_seconds: list[float] = []
     started = time.perf_counter()
     if decode_workers:
-        assert decode_pool.start(decode_workers, timeout=300), "decode workers did not start"
+        pool = decode_pool.shared_pool(decode_workers)  # the one `ingest` will use
+        assert pool is not None
+        assert pool.start(timeout=300), "decode workers did not start"
     pool_start = time.perf_counter() - started
     for run in range(repeats):
         with _emulator_lab(
@@ -176,7 +178,7 @@ def _in_table(events: int, seen: list[float], summary: IngestSummary) -> None:
 
 def bench_sensor_tick(messages: int, repeats: int) -> dict[str, Any]:
     """One sensor tick: `pull_round` (pull, decode, land, quarantine, ack) of `messages`."""
-    from event_assets.demo import demo_messages
+    from devtools.demo import demo_messages
     from event_assets.ingest import lake_of, pull_round
     from event_assets.pubsub.client import Subscription, publish
 

@@ -44,12 +44,8 @@ from event_assets.settings import Settings
 Decoded = tuple[pa.Table, pa.Table]
 """(events, quarantine) of one pull response."""
 
-_LOCK = threading.Lock()
-_POOL: ProcessPoolExecutor | None = None
-_POOL_WORKERS = 0
-# One start-up probe per worker of the current pool: until all are done, payloads
-# are decoded in the caller, so a cold pool never makes a round wait.
-_WARMUP: list[Future[int]] = []
+_SHARED_LOCK = threading.Lock()
+_SHARED: DecodePool | None = None  # the process's pool: see `shared_pool`
 
 
 @dataclass(frozen=True)
@@ -104,60 +100,6 @@ def _started() -> int:
     return os.getpid()
 
 
-def _pool(workers: int) -> ProcessPoolExecutor:
-    global _POOL, _POOL_WORKERS, _WARMUP
-    with _LOCK:
-        if _POOL is None or _POOL_WORKERS != workers:
-            if _POOL is not None:
-                _POOL.shutdown(wait=False, cancel_futures=True)
-            context = multiprocessing.get_context("forkserver")
-            # The client imports its protobuf classes at first use: workers get them forked.
-            context.set_forkserver_preload([__name__, "google.pubsub_v1.types"])
-            _POOL = ProcessPoolExecutor(
-                workers,
-                mp_context=context,
-                initializer=_watch_parent,
-                initargs=(os.getpid(),),
-            )
-            _POOL_WORKERS = workers
-            _WARMUP = [_POOL.submit(_started) for _ in range(workers)]
-        return _POOL
-
-
-def _warm() -> bool:
-    with _LOCK:
-        return all(probe.done() for probe in _WARMUP)
-
-
-def start(workers: int, timeout: float | None = None) -> bool:
-    """Start the pool now (if `workers` > 0); with a timeout, wait until its workers
-    are up. Whether they are."""
-    if workers <= 0:
-        return False
-    _pool(workers)
-    with _LOCK:
-        probes = list(_WARMUP)
-    if timeout is not None:
-        futures_wait(probes, timeout=timeout)
-    return _warm()
-
-
-def _discard(pool: ProcessPoolExecutor) -> None:
-    global _POOL
-    with _LOCK:
-        if _POOL is pool:
-            _POOL = None
-    pool.shutdown(wait=False, cancel_futures=True)
-
-
-@atexit.register
-def _shutdown() -> None:
-    with _LOCK:
-        pool = _POOL
-    if pool is not None:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
 def _watch_parent(parent_pid: int) -> None:
     """Exit when the process that owns the pool is gone (e.g. SIGKILLed), so a
     killed ingestion never leaves decoders behind."""
@@ -175,31 +117,140 @@ def _watch_parent(parent_pid: int) -> None:
     threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
+class DecodePool:
+    """`workers` decode processes, started on first use and rebuilt after one dies.
+
+    Until every worker has decoded its warm-up probe, `submit` declines (the caller
+    decodes), so a cold or rebuilding pool never makes a round wait. Close it (or use
+    it as a context manager) to stop the workers; they also exit if this process dies.
+    """
+
+    def __init__(self, workers: int) -> None:
+        if workers <= 0:
+            raise ValueError(f"a decode pool needs at least one worker, not {workers}")
+        self.workers = workers
+        self._lock = threading.Lock()
+        self._executor: ProcessPoolExecutor | None = None
+        self._warmup: list[Future[int]] = []
+        self._closed = False
+
+    def __enter__(self) -> DecodePool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def start(self, timeout: float | None = None) -> bool:
+        """Start the workers (if not running); with a timeout, wait until they are up.
+        Whether they are."""
+        self._ensure()
+        with self._lock:
+            probes = list(self._warmup)
+        if timeout is not None:
+            futures_wait(probes, timeout=timeout)
+        return self.warm
+
+    @property
+    def warm(self) -> bool:
+        with self._lock:
+            return self._executor is not None and all(p.done() for p in self._warmup)
+
+    @property
+    def pids(self) -> list[int]:
+        """The worker processes' ids (for a test that kills them)."""
+        with self._lock:
+            return list(self._executor._processes) if self._executor is not None else []
+
+    def submit(self, payload: bytes, options: DecodeOptions) -> Future[Decoded] | None:
+        """Decode `payload` in a worker; None while the pool is cold or broken (it is
+        being started: decode in the caller)."""
+        executor = self._ensure()
+        if executor is None or not self.warm:
+            return None
+        try:
+            return executor.submit(decode_payload, payload, options)
+        except (BrokenProcessPool, RuntimeError):
+            self.discard(executor)
+            return None
+
+    def discard(self, executor: ProcessPoolExecutor | None = None) -> None:
+        """Drop the (broken) executor; the next `submit` or `start` builds a fresh one."""
+        with self._lock:
+            if executor is None or self._executor is executor:
+                executor, self._executor, self._warmup = self._executor, None, []
+            else:
+                executor = None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+
+    def close(self) -> None:
+        """Stop the workers for good (waits for them)."""
+        with self._lock:
+            executor, self._executor, self._closed = self._executor, None, True
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+
+    def _ensure(self) -> ProcessPoolExecutor | None:
+        with self._lock:
+            if self._executor is None and not self._closed:
+                context = multiprocessing.get_context("forkserver")
+                # The client imports its protobuf classes at first use: workers get them forked.
+                context.set_forkserver_preload([__name__, "google.pubsub_v1.types"])
+                self._executor = ProcessPoolExecutor(
+                    self.workers,
+                    mp_context=context,
+                    initializer=_watch_parent,
+                    initargs=(os.getpid(),),
+                )
+                self._warmup = [self._executor.submit(_started) for _ in range(self.workers)]
+            return self._executor
+
+
+def shared_pool(workers: int) -> DecodePool | None:
+    """This process's pool of `workers` (None for 0), kept for the life of the process
+    (the Dagster code server across sensor ticks, the CLI across rounds) and closed at
+    exit; asked for another size, it is replaced."""
+    global _SHARED
+    if workers <= 0:
+        return None
+    with _SHARED_LOCK:
+        if _SHARED is None or _SHARED.workers != workers:
+            if _SHARED is None:
+                atexit.register(_close_shared)
+            else:
+                _SHARED.close()
+            _SHARED = DecodePool(workers)
+        return _SHARED
+
+
+def _close_shared() -> None:
+    with _SHARED_LOCK:
+        pool = _SHARED
+    if pool is not None:
+        pool.close()
+
+
 class Decoder:
     """Submit payloads as they are pulled; collect results in order.
 
-    With `workers=0`, or while the pool's workers are still starting, a payload is
+    With no pool, or while the pool's workers are still starting, a payload is
     decoded at submit time in this process.
     """
 
-    def __init__(self, options: DecodeOptions, workers: int) -> None:
+    def __init__(self, options: DecodeOptions, pool: DecodePool | None) -> None:
         self.options = options
-        self._pool = _pool(workers) if workers > 0 else None
+        self._pool = pool
         # (payload, its decode): a pool future, or the tables decoded here already.
         self._pending: list[tuple[bytes, Future[Decoded] | Decoded]] = []
         self.in_workers = 0  # payloads decoded by the pool (the rest: in this process)
 
     def submit(self, payload: bytes) -> None:
-        if self._pool is not None and _warm():
-            try:
-                future = self._pool.submit(decode_payload, payload, self.options)
-            except (BrokenProcessPool, RuntimeError):
-                self._drop_pool()
-            else:
-                self._pending.append((payload, future))
-                self.in_workers += 1
-                return
-        self._pending.append((b"", decode_payload(payload, self.options)))
+        future = self._pool.submit(payload, self.options) if self._pool is not None else None
+        if future is not None:
+            self._pending.append((payload, future))
+            self.in_workers += 1
+        else:
+            self._pending.append((b"", decode_payload(payload, self.options)))
 
     def results(self) -> list[Decoded]:
         """Every submitted payload's (events, quarantine), in submission order."""
@@ -211,13 +262,10 @@ class Decoder:
             try:
                 out.append(decoded.result())
             except BrokenProcessPool:
-                # A worker died (killed, out of memory): decode here instead.
-                self._drop_pool()
+                # A worker died (killed, out of memory): decode here instead; the pool
+                # is rebuilt for the next round.
+                if self._pool is not None:
+                    self._pool.discard()
                 self.in_workers -= 1
                 out.append(decode_payload(payload, self.options))
         return out
-
-    def _drop_pool(self) -> None:
-        if self._pool is not None:
-            _discard(self._pool)
-            self._pool = None

@@ -19,6 +19,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from enum import StrEnum
 from pathlib import Path
 
 PAUSE_ENV = "EVENT_ASSETS_PAUSE_AT"
@@ -27,7 +28,21 @@ _ARMED = ".armed"
 _forever = threading.Event()
 
 
-def checkpoint(name: str) -> None:
+class PausePoint(StrEnum):
+    """Every pause point; the code, the crash harness and the tests name them from here."""
+
+    AFTER_PULL = "after_pull"  # a round pulled and decoded, nothing landed
+    BEFORE_LANDING = "before_landing"  # the round's lease is being held
+    AFTER_LANDING = "after_landing"  # batches durable; no quarantine, receipt or ack yet
+    BEFORE_ACK = "before_ack"  # everything durable and receipted, not acked
+    AFTER_ACK = "after_ack"  # acked; the sensor has not returned its run requests
+    BEFORE_COMMIT = "before_commit"  # a merge read its batches, nothing committed
+    AFTER_COMMIT = "after_commit"  # committed; not receipted as merged, not moved
+    BEFORE_COMPACT_COMMIT = "before_compact_commit"
+    BEFORE_VACUUM = "before_vacuum"
+
+
+def checkpoint(name: PausePoint) -> None:
     """Block here if a test asked to pause at `name`."""
     if os.environ.get(PAUSE_ENV) != name:
         directory = os.environ.get(PAUSE_DIR_ENV)
@@ -42,13 +57,13 @@ def checkpoint(name: str) -> None:
     _forever.wait()
 
 
-def arm(directory: Path, name: str) -> None:
+def arm(directory: Path, name: PausePoint) -> None:
     """Make the next process (of those with `PAUSE_DIR_ENV=directory`) to reach `name` pause."""
     directory.mkdir(parents=True, exist_ok=True)
     Path(directory, name + _ARMED).touch()
 
 
-def paused(directory: Path, name: str) -> int | None:
+def paused(directory: Path, name: PausePoint) -> int | None:
     """The pid of the process paused at `name` (claimed, not yet disarmed), if any."""
     for path in directory.glob(f"{name}.*"):
         suffix = path.name.removeprefix(f"{name}.")
@@ -57,7 +72,7 @@ def paused(directory: Path, name: str) -> int | None:
     return None
 
 
-def disarm(directory: Path, name: str) -> None:
+def disarm(directory: Path, name: PausePoint) -> None:
     """Forget a claim or an armed point (after killing the paused process)."""
     for path in directory.glob(f"{name}.*"):
         path.unlink(missing_ok=True)

@@ -23,14 +23,20 @@ from typing import cast
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from event_assets.decode_pool import DecodeOptions, Decoder
-from event_assets.faults import checkpoint
+from event_assets.decode_pool import DecodeOptions, Decoder, shared_pool
+from event_assets.faults import PausePoint, checkpoint
 from event_assets.observability import logfire_span, record_merge, record_pull
 from event_assets.pubsub.client import PendingPull, RawPull, Subscription
 from event_assets.settings import Settings
 from event_assets.storage.checks import CheckOutcome, MergeAudit
 from event_assets.storage.deliveries import record_landed, record_merged
-from event_assets.storage.delta import DeltaTarget, WriteResult, dedup_write
+from event_assets.storage.delta import (
+    DeltaTarget,
+    WriteCounts,
+    WriteResult,
+    dedup_write,
+    existing_table,
+)
 from event_assets.storage.lake import Lake, StorageRetry
 from event_assets.storage.landing import (
     LandedBatch,
@@ -43,7 +49,7 @@ from event_assets.storage.landing import (
     read_batches,
 )
 from event_assets.storage.landing import land_batch as _land_batch
-from event_assets.storage.maintenance import existing_table, table_file_stats
+from event_assets.storage.maintenance import table_file_stats
 from event_assets.storage.tables import (
     events_target,
     quarantine_target,
@@ -64,6 +70,7 @@ def lake_of(settings: Settings) -> Lake:
             retry_timeout_seconds=settings.STORAGE_RETRY_TIMEOUT_SECONDS,
             request_timeout_seconds=settings.STORAGE_REQUEST_TIMEOUT_SECONDS,
         ),
+        can_delete=settings.STORAGE_CAN_DELETE,
     )
 
 
@@ -94,9 +101,10 @@ class LandResult:
         return dict(sorted(grouped.items()))
 
 
-@dataclass(frozen=True)
-class MergeResult:
-    """One partition's dedup-write of landing batches (a merge of nothing is zeros)."""
+@dataclass(frozen=True, kw_only=True)
+class MergeResult(WriteCounts):
+    """One partition's dedup-writes of landing batches, their counts summed (a merge of
+    nothing is zeros)."""
 
     partition: date
     batches: int
@@ -104,13 +112,6 @@ class MergeResult:
     seconds: float
     table_uri: str
     rows_read: int = 0
-    inserted: int = 0
-    duplicates: int = 0
-    files_added: int = 0
-    bytes_added: int = 0
-    attempts: int = 0
-    repaired: int = 0
-    duplicates_in_window: int = 0
     checks: dict[str, CheckOutcome] = field(default_factory=dict)
     day_rows: int = 0  # the day's rows after the merge (from the Delta log's file stats)
     newest_event_time: datetime | None = None  # of the rows read (merged or duplicate)
@@ -169,7 +170,7 @@ def pull_decoded(
     started = time.perf_counter()
     # The accepted range is judged as each response is decoded, not here (see DecodeOptions).
     options = DecodeOptions.from_settings(settings, now=now)
-    decoder = Decoder(options, settings.DECODE_WORKERS)
+    decoder = Decoder(options, shared_pool(settings.DECODE_WORKERS))
     ack_ids: list[str] = []
     state = _PullState()
     # A background thread waits on the next Pull RPCs (GIL released) while this one
@@ -220,13 +221,13 @@ def _land_round(
     events, quarantine = pulled.events, pulled.quarantine
     if events is None or quarantine is None:
         return result
-    checkpoint("after_pull")
+    checkpoint(PausePoint.AFTER_PULL)
     deadline = settings.ACK_DEADLINE_SECONDS
     with subscription.leased(pulled.ack_ids, deadline, lease_interval(deadline)):
-        checkpoint("before_landing")
+        checkpoint(PausePoint.BEFORE_LANDING)
         result.batches = _land_batch(lake, events, now=now)
         result.landed = events.num_rows
-        checkpoint("after_landing")
+        checkpoint(PausePoint.AFTER_LANDING)
         if quarantine.num_rows:
             write_quarantine(lake, quarantine, settings=settings, now=now)
             result.quarantined = quarantine.num_rows
@@ -234,9 +235,9 @@ def _land_round(
         record_landed(
             lake, result.batches, result.quarantined, max_attempts=settings.WRITE_MAX_ATTEMPTS
         )
-    checkpoint("before_ack")
+    checkpoint(PausePoint.BEFORE_ACK)
     subscription.acknowledge(pulled.ack_ids)
-    checkpoint("after_ack")
+    checkpoint(PausePoint.AFTER_ACK)
     return result
 
 
@@ -458,7 +459,8 @@ def _merge_partition(
         also_in=window,
         max_attempts=settings.WRITE_MAX_ATTEMPTS,
     )
-    totals: defaultdict[str, int] = defaultdict(int)
+    totals = WriteCounts()
+    rows_read = 0
     newest: defaultdict[str, list[datetime]] = defaultdict(list)  # each chunk's, per column
     version = -1
     for chunk in _chunks(batch_paths):
@@ -466,21 +468,12 @@ def _merge_partition(
         for column in ("event_time", "ingested_at"):
             if rows.num_rows:
                 newest[column].append(pc.max(rows[column]).as_py())
-        checkpoint("before_commit")
+        checkpoint(PausePoint.BEFORE_COMMIT)
         written = write(rows)
-        totals["rows_read"] += rows.num_rows
-        for name in (
-            "inserted",
-            "duplicates",
-            "files_added",
-            "bytes_added",
-            "attempts",
-            "repaired",
-            "duplicates_in_window",
-        ):
-            totals[name] += getattr(written, name)
+        rows_read += rows.num_rows
+        totals += written
         version = written.version
-        checkpoint("after_commit")
+        checkpoint(PausePoint.AFTER_COMMIT)
         record_merged(
             lake, _rows_by_batch(partition, rows), max_attempts=settings.WRITE_MAX_ATTEMPTS
         )
@@ -507,7 +500,8 @@ def _merge_partition(
         newest_event_time=max(newest["event_time"], default=None),
         newest_ingested_at=max(newest["ingested_at"], default=None),
         committed_at=committed_at,
-        **totals,
+        rows_read=rows_read,
+        **totals.counts(),
     )
 
 

@@ -18,11 +18,12 @@ import threading
 import pytest
 from deltalake import DeltaTable
 
+from event_assets.faults import PAUSE_ENV, PausePoint
 from event_assets.ingest import lake_of
 from event_assets.pubsub.client import publish
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings
 from event_assets.storage.landing import pending_batches
+from pubsub_emulator.emulator import PubSubEmulator
 
 from .corpus import mixed_corpus
 
@@ -34,8 +35,8 @@ def _ingest_cmd() -> list[str]:
     return [sys.executable, "-m", "event_assets.cli", "ingest", "--once"]
 
 
-def _run_until_paused(point: str, timeout: float = 60.0) -> subprocess.Popen[str]:
-    env = {**os.environ, "EVENT_ASSETS_PAUSE_AT": point}
+def _run_until_paused(point: PausePoint, timeout: float = 60.0) -> subprocess.Popen[str]:
+    env = {**os.environ, PAUSE_ENV: point}
     proc = subprocess.Popen(
         _ingest_cmd(), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
@@ -58,9 +59,11 @@ def _run_until_paused(point: str, timeout: float = 60.0) -> subprocess.Popen[str
             return proc
 
 
-@pytest.mark.parametrize("point", ["before_ack", "after_ack", "after_commit"])
+@pytest.mark.parametrize(
+    "point", [PausePoint.BEFORE_ACK, PausePoint.AFTER_ACK, PausePoint.AFTER_COMMIT]
+)
 def test_kill_and_restart_loses_and_doubles_nothing(
-    point: str, settings: Settings, emulator: PubSubEmulator
+    point: PausePoint, settings: Settings, emulator: PubSubEmulator
 ) -> None:
     corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
     publish(settings, corpus.messages)
@@ -68,7 +71,7 @@ def test_kill_and_restart_loses_and_doubles_nothing(
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     lake = lake_of(settings)
-    if point == "before_ack":
+    if point == PausePoint.BEFORE_ACK:
         # Landed but never acked: redelivered once the ack deadline passes.
         emulator.advance_clock(settings.ACK_DEADLINE_SECONDS + 1)
     else:
@@ -76,7 +79,7 @@ def test_kill_and_restart_loses_and_doubles_nothing(
 
     done = subprocess.run(_ingest_cmd(), capture_output=True, text=True, timeout=120, check=True)
     summary = json.loads(done.stdout.strip().splitlines()[-1])
-    if point != "before_ack":
+    if point != PausePoint.BEFORE_ACK:
         assert summary["recovered_batches"] >= 1
 
     events = DeltaTable(lake.events_uri).to_pyarrow_table(columns=["event_id"])

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -14,14 +15,20 @@ import pyarrow as pa
 import pytest
 from google.pubsub_v1 import types
 
-from event_assets import decode_pool
-from event_assets.decode_pool import DecodeOptions, Decoder, decode_payload
+from event_assets.decode_pool import DecodeOptions, DecodePool, Decoder, decode_payload
 from event_assets.events.decode import FixedClock, to_micros, wall_clock_us
 from event_assets.settings import load_settings
 
 from .corpus import mixed_corpus
 
 OPTIONS = DecodeOptions(max_bytes=1_000_000, earliest_date=date(2020, 1, 1))
+
+
+@pytest.fixture
+def pool() -> Iterator[DecodePool]:
+    with DecodePool(2) as started:
+        assert started.start(timeout=120), "decode workers did not start"
+        yield started
 
 
 def _payloads(size: int = 7) -> list[bytes]:
@@ -43,9 +50,9 @@ def _payloads(size: int = 7) -> list[bytes]:
 
 
 def _decode(
-    workers: int, payloads: list[bytes], *, in_workers: int | None = None
+    pool: DecodePool | None, payloads: list[bytes], *, in_workers: int | None = None
 ) -> list[tuple[pa.Table, pa.Table]]:
-    decoder = Decoder(OPTIONS, workers)
+    decoder = Decoder(OPTIONS, pool)
     for payload in payloads:
         decoder.submit(payload)
     results = decoder.results()
@@ -61,22 +68,20 @@ def _same(left: list[tuple[pa.Table, pa.Table]], right: list[tuple[pa.Table, pa.
         assert quarantine_a.equals(quarantine_b)
 
 
-def test_workers_decode_exactly_like_this_process() -> None:
+def test_workers_decode_exactly_like_this_process(pool: DecodePool) -> None:
     payloads = _payloads()
     inline = [decode_payload(p, OPTIONS) for p in payloads]
     assert sum(t[0].num_rows for t in inline) > 0
     assert sum(t[1].num_rows for t in inline) > 0
-    _same(_decode(0, payloads), inline)
-    assert decode_pool.start(2, timeout=120), "decode workers did not start"
-    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
+    _same(_decode(None, payloads), inline)
+    _same(_decode(pool, payloads, in_workers=len(payloads)), inline)
 
 
 def test_a_cold_pool_never_delays_a_round() -> None:
     """Until the workers are up, payloads are decoded in the caller."""
     payloads = _payloads()
-    decode_pool._shutdown()
-    decode_pool._POOL = None
-    _same(_decode(2, payloads, in_workers=0), [decode_payload(p, OPTIONS) for p in payloads])
+    with DecodePool(2) as cold:
+        _same(_decode(cold, payloads, in_workers=0), [decode_payload(p, OPTIONS) for p in payloads])
 
 
 def _wait_gone(pids: list[int], timeout: float) -> bool:
@@ -95,33 +100,32 @@ def _wait_gone(pids: list[int], timeout: float) -> bool:
     return False
 
 
-def test_killed_workers_cost_nothing_the_payloads_are_decoded_here() -> None:
+def test_killed_workers_cost_nothing_the_payloads_are_decoded_here(pool: DecodePool) -> None:
     payloads = _payloads()
     inline = [decode_payload(p, OPTIONS) for p in payloads]
-    assert decode_pool.start(2, timeout=120)
-    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
-    pool = decode_pool._pool(2)
-    pids = list(pool._processes)
+    _same(_decode(pool, payloads, in_workers=len(payloads)), inline)
+    pids = pool.pids
     assert pids
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
     assert _wait_gone(pids, 10)
-    _same(_decode(2, payloads), inline)  # decoded here: the pool is broken
-    assert decode_pool.start(2, timeout=120)  # a fresh pool serves the next round
-    _same(_decode(2, payloads, in_workers=len(payloads)), inline)
+    _same(_decode(pool, payloads), inline)  # decoded here: the pool is broken
+    assert pool.start(timeout=120)  # a fresh pool serves the next round
+    assert not set(pool.pids) & set(pids)
+    _same(_decode(pool, payloads, in_workers=len(payloads)), inline)
 
 
 CHILD = """
 import sys, time
-from event_assets.decode_pool import Decoder, DecodeOptions, _pool
+from event_assets.decode_pool import Decoder, shared_pool
 from event_assets_tests.test_decode_pool import _payloads, OPTIONS
-from event_assets.decode_pool import start
-assert start(2, timeout=120)
-d = Decoder(OPTIONS, 2)
+pool = shared_pool(2)
+assert pool.start(timeout=120)
+d = Decoder(OPTIONS, pool)
 for p in _payloads():
     d.submit(p)
 d.results()
-print(" ".join(str(pid) for pid in _pool(2)._processes), flush=True)
+print(" ".join(str(pid) for pid in pool.pids), flush=True)
 time.sleep(600)
 """
 
@@ -159,7 +163,7 @@ class FileClock:
         return int(self.path.read_text())
 
 
-def test_workers_read_the_clock_as_they_decode(tmp_path: Path) -> None:
+def test_workers_read_the_clock_as_they_decode(tmp_path: Path, pool: DecodePool) -> None:
     """Options are made as the round starts (23:59:58); the response is decoded, in a
     worker, at 00:00:05: an event stamped 00:00:03 is accepted with no skew allowance,
     one stamped 00:00:06 is not."""
@@ -188,8 +192,7 @@ def test_workers_read_the_clock_as_they_decode(tmp_path: Path) -> None:
         )
         received.message.publish_time.FromSeconds(int(round_start.timestamp()))
     clock_file.write_text(str(to_micros(midnight + timedelta(seconds=5))))
-    assert decode_pool.start(2, timeout=120), "decode workers did not start"
-    decoder = Decoder(options, 2)
+    decoder = Decoder(options, pool)
     decoder.submit(response.SerializeToString())
     [(events, quarantine)] = decoder.results()
     assert decoder.in_workers == 1

@@ -24,6 +24,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+from event_assets.faults import PausePoint
 from reliability import workload
 from reliability.harness import (
     Ledger,
@@ -39,20 +40,25 @@ from reliability.harness import (
 )
 from reliability.outcome import Outcome
 
-INGEST_POINTS = (
-    "after_pull",
-    "before_landing",
-    "after_landing",
-    "before_ack",
-    "after_ack",
-    "before_commit",
-    "after_commit",
-    "timing",
+INGEST_POINTS: tuple[str, ...] = (
+    PausePoint.AFTER_PULL,
+    PausePoint.BEFORE_LANDING,
+    PausePoint.AFTER_LANDING,
+    PausePoint.BEFORE_ACK,
+    PausePoint.AFTER_ACK,
+    PausePoint.BEFORE_COMMIT,
+    PausePoint.AFTER_COMMIT,
+    "timing",  # a kill at a random moment
 )
 """Where ingestion is killed; the sensor path's `after_ack` is "acked, no RunRequest yet"
 and its `after_commit` is "committed, the run has not reported success"."""
 
-MAINTENANCE_POINTS = ("before_compact_commit", "compact:timing", "before_vacuum", "vacuum:timing")
+MAINTENANCE_POINTS: tuple[str, ...] = (
+    PausePoint.BEFORE_COMPACT_COMMIT,
+    "compact:timing",
+    PausePoint.BEFORE_VACUUM,
+    "vacuum:timing",
+)
 
 
 def ingest_chain(

@@ -51,8 +51,8 @@ from reliability import workload
 from reliability.harness import Lab, Ledger, Message, ReliabilityError, lab, verify
 from reliability.outcome import Outcome
 
-SENSOR_POINTS = ("after_landing", "after_ack")
-RUN_POINTS = ("before_commit", "after_commit")
+SENSOR_POINTS = (faults.PausePoint.AFTER_LANDING, faults.PausePoint.AFTER_ACK)
+RUN_POINTS = (faults.PausePoint.BEFORE_COMMIT, faults.PausePoint.AFTER_COMMIT)
 LINKS = (
     *(f"group:{p}" for p in (*SENSOR_POINTS, *RUN_POINTS)),
     *(f"worker:{p}" for p in RUN_POINTS),
@@ -217,7 +217,7 @@ def _link(
         time.sleep(rng.uniform(0.0, 6.0))  # the kill moment, not synchronisation
         _restart(lb, daemon)
         return True
-    name = "after_ack" if how == "sensor_timeout" else point
+    name = faults.PausePoint.AFTER_ACK if how == "sensor_timeout" else faults.PausePoint(point)
     faults.arm(pauses, name)
     ledger.publish(lb, messages)
     if not _until(lambda: faults.paused(pauses, name) is not None, PAUSE_TIMEOUT, daemon):

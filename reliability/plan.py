@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from event_assets.faults import PausePoint
 from reliability import concurrency, crash, daemon, hostile, pubsub_faults
 from reliability.outcome import Outcome
 
@@ -100,9 +101,9 @@ def _sensor_points(seed: int, quick: bool) -> list[str]:
     is what `make test` can afford."""
     if not quick:
         return _points(seed, crash.INGEST_POINTS, quick)
-    others = [p for p in crash.INGEST_POINTS if p != "after_ack"]
+    others = [p for p in crash.INGEST_POINTS if p != PausePoint.AFTER_ACK]
     random.Random(seed).shuffle(others)
-    return ["after_ack", *others[:2]]
+    return [PausePoint.AFTER_ACK, *others[:2]]
 
 
 def _chains(
@@ -136,7 +137,7 @@ def _chains(
     for n in range(maintenance):
         s = seed + 200 + n
         pts = (
-            ["before_compact_commit", "before_vacuum"]
+            [PausePoint.BEFORE_COMPACT_COMMIT, PausePoint.BEFORE_VACUUM]
             if quick
             else _points(s, crash.MAINTENANCE_POINTS, quick)
         )

@@ -1,6 +1,20 @@
 """Pure event domain: decoding Pub/Sub messages, the event identity rule, table schemas.
 
 No Dagster and no I/O here, so the rules can be read and tested on their own.
+
+A pulled message takes one shape per stage; each name means one of them:
+
+- `PendingPull` (`pubsub.client`): a Pull RPC in flight.
+- `RawPull` (`pubsub.client`): one Pull's ack ids and its serialized `PullResponse`,
+  undecoded (what crosses to a decode worker).
+- `RawFields` / `RawMessage` (here): one message on the hot path, the `PullResponse`
+  fields as a plain tuple / the same fields named; nothing validated.
+- `PulledMessage` (here): one message validated (pydantic), for the paths that are not
+  hot (a push envelope, hand-built test and harness messages).
+- `Pulled` (`pubsub.client`): a whole pull decoded into `RawMessage`s with its ack ids
+  (the dead-letter redrive reads them).
+- `PulledRound` (`ingest`): a round's pulls decoded into the events and quarantine
+  tables, not yet landed or acked.
 """
 
 from event_assets.events.decode import (
