@@ -23,7 +23,8 @@ install: uv
 check: install
 	$(UV) run ruff check .
 	$(UV) run ruff format --check .
-	$(UV) run mypy event_assets event_assets_tests benchmarks scripts reliability
+	$(UV) run mypy event_assets pubsub_emulator devtools event_assets_tests benchmarks scripts reliability
+	$(UV) run dagster definitions validate -w workspace.yaml --log-level warning
 	UV="$(UV)" bash infra/check.sh
 
 test: install
@@ -36,10 +37,10 @@ test-slow: install
 	$(UV) run pytest -m slow $(PYTEST_ARGS)
 
 demo: install
-	$(UV) run python -m event_assets.dev.run_demo
+	$(UV) run python -m devtools.run_demo
 
 dev: install
-	$(UV) run python -m event_assets.dev.run_dev
+	$(UV) run python -m devtools.run_dev
 
 reliability: install
 	$(UV) run python -m reliability

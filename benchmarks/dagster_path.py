@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from event_assets.demo import demo_messages
+from devtools.demo import demo_messages
 from event_assets.pubsub.client import publish
 from event_assets.settings import Settings
 from event_assets_tests.support.daemon import (

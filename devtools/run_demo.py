@@ -16,8 +16,8 @@ import polars as pl
 from deltalake import DeltaTable
 
 from event_assets.ingest import lake_of
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import SettingsError, load_settings
+from pubsub_emulator.emulator import PubSubEmulator
 
 DEMO_EVENTS = int(os.environ.get("DEMO_EVENTS", "3000"))
 

@@ -16,10 +16,10 @@ import sys
 import threading
 from pathlib import Path
 
-from event_assets.demo import demo_bad_message, demo_messages
+from devtools.demo import demo_bad_message, demo_messages
 from event_assets.pubsub.client import ensure_topic_and_subscription, publish
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings, SettingsError, load_settings
+from pubsub_emulator.emulator import PubSubEmulator
 
 TRICKLE_EVENTS = int(os.environ.get("DEV_TRICKLE_EVENTS", "200"))
 TRICKLE_SECONDS = float(os.environ.get("DEV_TRICKLE_SECONDS", "5"))
@@ -42,7 +42,7 @@ def trickle(
 
 
 def main() -> int:
-    root = Path(__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[1]
     home = Path(os.environ.get("DAGSTER_HOME", root / ".dagster_home")).resolve()
     home.mkdir(parents=True, exist_ok=True)
     shutil.copy(root / "dagster.yaml", home / "dagster.yaml")

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import base64
 import binascii
+import importlib
 import json
 import signal
 import sys
@@ -21,7 +22,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from event_assets.settings import Settings
@@ -119,9 +120,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise
 
 
+def _dev_tool(module: str, what: str) -> Any:
+    """Import a dev-tooling module (`pubsub_emulator`, `devtools`: in a checkout's dev
+    install, not in the image), or say where `what` is available."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise UsageError(
+            f"{what} is dev tooling, not installed here (the image holds the product "
+            "only): run it from a checkout (uv sync; see README's quick start)"
+        ) from None
+
+
 def _emulator(settings: Settings, host: str, port: int) -> int:
     from event_assets.pubsub.client import ensure_topic_and_subscription
-    from event_assets.pubsub.emulator import PubSubEmulator
+
+    PubSubEmulator = _dev_tool("pubsub_emulator", "the emulator").PubSubEmulator  # noqa: N806
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -180,12 +194,14 @@ def _rest_form(line: bytes) -> tuple[bytes, dict[str, str]] | None:
 
 
 def _publish(settings: Settings, file: Path | None, demo: int | None) -> int:
-    from event_assets.demo import demo_messages
     from event_assets.pubsub.client import ensure_topic_and_subscription, publish
 
     if demo is not None and demo < 0:
         raise UsageError("--demo needs a count >= 0")
-    messages = list(_file_messages(file) if file else demo_messages(demo or 0))
+    if file:
+        messages = list(_file_messages(file))
+    else:
+        messages = list(_dev_tool("devtools.demo", "--demo").demo_messages(demo or 0))
     if settings.PUBSUB_EMULATOR_HOST:
         ensure_topic_and_subscription(settings)
     ids = publish(settings, messages)

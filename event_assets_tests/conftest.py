@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 
 from event_assets.pubsub.client import ensure_topic_and_subscription
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings, load_settings
+from pubsub_emulator.emulator import PubSubEmulator
 
 from .support.gcs_fake import GcsFake, service_account_key
 

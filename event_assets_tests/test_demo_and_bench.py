@@ -27,10 +27,10 @@ def _run(
 def test_demo_twice_adds_no_duplicates(tmp_path: Path) -> None:
     env = {"LAKE_URI": str(tmp_path / "lake"), "DEMO_EVENTS": "90"}
     env.pop("PUBSUB_EMULATOR_HOST", None)
-    first = _run(["-m", "event_assets.dev.run_demo"], env)
+    first = _run(["-m", "devtools.run_demo"], env)
     assert first.returncode == 0, first.stderr
     assert "rows=90 unique event_id=90 partitions=3" in first.stdout
-    second = _run(["-m", "event_assets.dev.run_demo"], env)
+    second = _run(["-m", "devtools.run_demo"], env)
     assert second.returncode == 0, second.stderr
     assert '"inserted": 0, "duplicates": 90' in second.stdout
     assert "rows=90 unique event_id=90" in second.stdout

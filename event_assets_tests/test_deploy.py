@@ -144,7 +144,7 @@ def test_deploy_instance_launches_runs_as_cloud_run_job_executions(
 ) -> None:
     from dagster_gcp.gcs.compute_log_manager import GCSComputeLogManager
 
-    from event_assets.definitions import defs
+    from event_assets.definitions import build_defs
 
     instance = deploy_instance
     assert type(instance.run_storage).__name__ == "PostgresRunStorage"
@@ -165,7 +165,7 @@ def test_deploy_instance_launches_runs_as_cloud_run_job_executions(
         location = workspace.get_code_location("event_assets")
         remote_job = location.get_repository("__repository__").get_full_job("events_ingest_job")
         run = instance.create_run_for_job(
-            defs.resolve_job_def("events_ingest_job"),
+            build_defs().resolve_job_def("events_ingest_job"),
             tags={"dagster/partition": PARTITION},
             remote_job_origin=remote_job.get_remote_origin(),
             job_code_origin=remote_job.get_python_origin(),

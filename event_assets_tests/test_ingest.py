@@ -12,9 +12,9 @@ from deltalake import DeltaTable
 
 from event_assets.ingest import ingest, lake_of
 from event_assets.pubsub.client import Subscription, publish
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings
 from event_assets.storage.landing import list_batches, pending_batches, read_batches
+from pubsub_emulator.emulator import PubSubEmulator
 
 from .corpus import mixed_corpus
 

@@ -11,9 +11,9 @@ import pytest
 import event_assets.ingest as ingest_module
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings
 from event_assets.storage.landing import LandedBatch
+from pubsub_emulator.emulator import PubSubEmulator
 
 from .corpus import mixed_corpus
 

@@ -7,8 +7,8 @@ may hold. The footprint itself is measured by `python -m benchmarks --only round
 from __future__ import annotations
 
 from event_assets.ingest import PULLS_IN_FLIGHT
-from event_assets.pubsub.emulator import DEFAULT_MAX_RESPONSE_BYTES
 from event_assets.settings import Settings
+from pubsub_emulator.emulator import DEFAULT_MAX_RESPONSE_BYTES
 
 from .support.memory import measure_round, publish_backlog
 

@@ -47,11 +47,11 @@ from event_assets.pubsub.client import (
     ensure_topic_and_subscription,
     publish,
 )
-from event_assets.pubsub.emulator import PubSubEmulator
 from event_assets.settings import Settings, load_settings
 from event_assets.storage import checks
 from event_assets.storage.landing import parse_batch_path, pending_batches
 from event_assets.storage.tables import events_target, quarantine_target
+from pubsub_emulator.emulator import PubSubEmulator
 
 Message = tuple[bytes, dict[str, str]]
 _names = itertools.count()

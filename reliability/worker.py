@@ -37,13 +37,13 @@ def _started() -> None:
 def run_sensor() -> dict[str, int]:
     import dagster as dg
 
-    from event_assets.definitions import defs
+    from event_assets.definitions import build_defs
     from event_assets.defs.ingestion import pubsub_events_sensor
     from event_assets.defs.resources import EventAssetsResource
 
     settings = load_settings()
     lake = lake_of(settings)
-    job = defs.resolve_job_def("events_ingest_job")
+    job = build_defs().resolve_job_def("events_ingest_job")
     totals = {"ticks": 0, "runs": 0}
     _started()
     with dg.DagsterInstance.get() as instance:
@@ -85,7 +85,7 @@ def _monitor_runs(instance: dg.DagsterInstance) -> None:
     import dagster as dg
 
     from event_assets.defs.ingestion import INGEST_JOB
-    from event_assets.defs.run_launcher import worker_gone
+    from event_assets.run_launcher import worker_gone
 
     started = dg.RunsFilter(job_name=INGEST_JOB, statuses=[dg.DagsterRunStatus.STARTED])
     for run in instance.get_runs(started):
@@ -97,7 +97,7 @@ def _monitor_runs(instance: dg.DagsterInstance) -> None:
 def run_compact() -> dict[str, int]:
     settings = load_settings()
     target = events_target(lake_of(settings))
-    from event_assets.storage.maintenance import existing_table
+    from event_assets.storage.delta import existing_table
 
     dt = existing_table(target)
     partitions = sorted({str(p["event_date"]) for p in dt.partitions()}) if dt is not None else []
@@ -134,7 +134,7 @@ def run_maintain() -> dict[str, int]:
     threading.Thread(target=watch, daemon=True).start()
     totals = {"compactions": 0, "vacuums": 0, "files_removed": 0}
     _started()
-    from event_assets.storage.maintenance import existing_table
+    from event_assets.storage.delta import existing_table
 
     while not stop.is_set():
         dt = existing_table(target)

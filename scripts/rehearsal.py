@@ -11,8 +11,10 @@ sets (`infra/modules/cloud_run/main.tf`, `app_env` + `DAGSTER_PG_URL`):
   workspace.yaml`) and every run worker (`dagster api execute_run ...`) run from it;
 - the machine's PostgreSQL (a fresh database, dropped at exit) as Dagster's storage;
 - the Pub/Sub emulator; the GCS fake serving the lake (`gs://`, through a throwaway
-  service-account key, as delta-rs reaches GCS) and the compute-logs bucket (its JSON
-  API, through `STORAGE_EMULATOR_HOST`, as google-cloud-storage does);
+  service-account key per workload, as delta-rs reaches GCS, each held to that workload's
+  object role: the webserver reads, the daemon creates and never deletes or overwrites,
+  a run may do anything) and the compute-logs bucket (its JSON API, through
+  `STORAGE_EMULATOR_HOST`, as google-cloud-storage does);
 - the Cloud Run Admin API fake (`event_assets_tests/support/cloud_run_fake.py`): every
   run is a RunJob call by `CloudRunLauncher`, an execution is a process of the image.
 
@@ -45,11 +47,11 @@ from deltalake import DeltaTable
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from event_assets.defs.run_launcher import CLOUD_RUN_API_ENDPOINT_ENV  # noqa: E402
-from event_assets.demo import demo_messages  # noqa: E402
-from event_assets.dev.webserver import Webserver  # noqa: E402
-from event_assets.faults import PAUSE_DIR_ENV, arm, paused  # noqa: E402
+from devtools.demo import demo_messages  # noqa: E402
+from devtools.webserver import Webserver  # noqa: E402
+from event_assets.faults import PAUSE_DIR_ENV, PausePoint, arm, paused  # noqa: E402
 from event_assets.pubsub.client import ensure_topic_and_subscription, publish  # noqa: E402
+from event_assets.run_launcher import CLOUD_RUN_API_ENDPOINT_ENV  # noqa: E402
 from event_assets.settings import load_settings  # noqa: E402
 from event_assets_tests.corpus import mixed_corpus  # noqa: E402
 from event_assets_tests.support.cloud_run_fake import CloudRunFake, JobSpec  # noqa: E402
@@ -184,8 +186,15 @@ def topology(work: Path) -> Iterator[Topology]:
         gcs = stack.enter_context(GcsFake())
         gcs.create_bucket(LAKE_BUCKET)
         gcs.create_bucket(LOGS_BUCKET)
-        key = work / "service-account.json"
-        key.write_text(service_account_key(gcs.base_url))
+        # One storage identity per workload, as Terraform grants them (infra/modules/iam):
+        # the webserver reads, the daemon creates but never deletes or overwrites, the
+        # run worker (merges, compaction, vacuum) may do anything.
+        keys = {}
+        for workload, role in (("webserver", "viewer"), ("daemon", "creator"), ("run-worker", "")):
+            if role:
+                gcs.grant(workload, role)
+            keys[workload] = work / f"{workload}-key.json"
+            keys[workload].write_text(service_account_key(gcs.identity_url(workload)))
         pauses = work / "pauses"
         # What Terraform sets on all three workloads (app_env), then the secret.
         settings_env = {
@@ -210,7 +219,7 @@ def topology(work: Path) -> Iterator[Topology]:
             "DAGSTER_PG_URL": pg_url,
             # Local stand-ins for GCP (none of these is set in production):
             "PUBSUB_EMULATOR_HOST": emulator.address,
-            "GOOGLE_SERVICE_ACCOUNT": str(key),
+            "GOOGLE_SERVICE_ACCOUNT": str(keys["run-worker"]),
             "STORAGE_EMULATOR_HOST": gcs.base_url,
             "NO_GCE_CHECK": "True",
             "PATH": f"{app / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
@@ -229,11 +238,19 @@ def topology(work: Path) -> Iterator[Topology]:
         env[CLOUD_RUN_API_ENDPOINT_ENV] = job_env[CLOUD_RUN_API_ENDPOINT_ENV] = fake.address
         bin_dir = app / ".venv" / "bin"
         webserver = Webserver(
-            env, work / "webserver.log", executable=[str(bin_dir / "dagster-webserver")], cwd=app
+            {**env, "GOOGLE_SERVICE_ACCOUNT": str(keys["webserver"])},
+            work / "webserver.log",
+            executable=[str(bin_dir / "dagster-webserver")],
+            cwd=app,
         )
         stack.callback(webserver.stop)
+        daemon_env = {
+            **env,
+            "GOOGLE_SERVICE_ACCOUNT": str(keys["daemon"]),
+            "STORAGE_CAN_DELETE": "false",  # as Terraform sets on the daemon only
+        }
         daemon = spawn_daemon(
-            env, work / "daemon.log", daemon=str(bin_dir / "dagster-daemon"), cwd=app
+            daemon_env, work / "daemon.log", daemon=str(bin_dir / "dagster-daemon"), cwd=app
         )
         stack.callback(stop_group, daemon)
         webserver.wait_until_loaded(timeout=180)
@@ -289,11 +306,11 @@ def drive(top: Topology) -> str:
     _publish(top, corpus.messages)
     expected = len(stuck) + corpus.unique_events
     # 3. A running execution killed mid-merge: Cloud Run reports it failed.
-    arm(top.pauses, "before_commit")
+    arm(top.pauses, PausePoint.BEFORE_COMMIT)
     extra = list(demo_messages(300, offset=20_000))
     _publish(top, extra)
     expected += len(extra)
-    wait_for(lambda: paused(top.pauses, "before_commit"), 600, "a merge paused")
+    wait_for(lambda: paused(top.pauses, PausePoint.BEFORE_COMMIT), 600, "a merge paused")
     killed = fake.kill_running()
     statuses = wait_for(_settled(top, expected), SETTLE, f"{expected} events merged, runs settled")
     problems = []
@@ -308,13 +325,17 @@ def drive(top: Topology) -> str:
     logs = _compute_logs(top)
     if "STEP_START" not in logs and "events" not in logs:
         problems.append(f"compute logs not readable through GraphQL: {logs[:200]!r}")
+    denied = top.gcs.stats()["denied"]
+    if denied:
+        problems.append(f"{denied} storage requests refused for a workload's role (see logs)")
     launches = [e for e in fake.executions()]
     latency = _launch_to_start(top)
     minutes = max((time.time() - top.started) / 60, 1e-9)
     summary = (
         f"rehearsal: runs launched {len(launches)}, succeeded {statuses.get('SUCCESS', 0)}, "
         f"failed {statuses.get('FAILURE', 0)} (stuck 1, killed {killed}), quota errors retried "
-        f"{fake.counts['quota_exhausted']}, events in table {top.events()} of {expected}; "
+        f"{fake.counts['quota_exhausted']}, events in table {top.events()} of {expected}, "
+        f"storage requests refused {denied}; "
         f"launch-to-start median {latency:.1f} s, {len(launches) / minutes:.1f} runs/min"
     )
     if problems:

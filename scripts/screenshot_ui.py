@@ -26,8 +26,8 @@ import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from event_assets.dev.run_dev import trickle
-from event_assets.dev.webserver import ROOT, Webserver, WebserverError
+from devtools.run_dev import trickle
+from devtools.webserver import ROOT, Webserver, WebserverError
 
 CHROMIUM = Path("/usr/bin/chromium")
 START_TIMEOUT = 120.0

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from event_assets.demo import ORDER_TYPE, PERSON_TYPE, demo_messages
+from devtools.demo import ORDER_TYPE, PERSON_TYPE, demo_messages
 
 Message = tuple[bytes, dict[str, str]]
 

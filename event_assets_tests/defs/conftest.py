@@ -5,7 +5,7 @@ from collections.abc import Iterator
 import dagster as dg
 import pytest
 
-from event_assets.definitions import defs
+from event_assets.definitions import build_defs
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def run_partition(
     instance: dg.DagsterInstance, partition: str, run_config: dict[str, object] | None = None
 ) -> dg.ExecuteInJobResult:
     """Execute the sensor's job for one partition, as a launched run would."""
-    job = defs.resolve_job_def("events_ingest_job")
+    job = build_defs().resolve_job_def("events_ingest_job")
     return job.execute_in_process(
         partition_key=partition, run_config=run_config or {}, instance=instance
     )
@@ -38,7 +38,7 @@ def check_results(result: dg.ExecuteInJobResult) -> dict[str, dg.AssetCheckEvalu
 
 def run_table_checks(instance: dg.DagsterInstance) -> dict[str, dg.AssetCheckEvaluation]:
     """Run the scheduled checks of `events` (the health job), as the schedule would."""
-    job = defs.resolve_job_def("events_health_job")
+    job = build_defs().resolve_job_def("events_health_job")
     return check_results(job.execute_in_process(instance=instance, raise_on_error=False))
 
 

@@ -22,10 +22,10 @@ import dagster as dg
 import pytest
 import yaml
 
-from event_assets.defs.run_launcher import CLOUD_RUN_API_ENDPOINT_ENV
-from event_assets.demo import demo_messages
-from event_assets.faults import PAUSE_DIR_ENV, arm, paused
+from devtools.demo import demo_messages
+from event_assets.faults import PAUSE_DIR_ENV, PausePoint, arm, paused
 from event_assets.pubsub.client import publish
+from event_assets.run_launcher import CLOUD_RUN_API_ENDPOINT_ENV
 
 from ..corpus import mixed_corpus
 from ..support.cloud_run_fake import CloudRunFake, JobSpec
@@ -52,7 +52,7 @@ def instance_yaml() -> str:
     for local_only in ("storage", "compute_logs", "python_logs"):
         config.pop(local_only)
     launcher = config["run_launcher"]["config"]
-    assert config["run_launcher"]["module"] == "event_assets.defs.run_launcher"
+    assert config["run_launcher"]["module"] == "event_assets.run_launcher"
     assert launcher["job_name_by_code_location"] == {"event_assets": JOB}
     launcher.update(project=PROJECT, region=REGION, run_job_retry={"wait": 1, "timeout": 60})
     config["run_monitoring"].update(
@@ -112,11 +112,13 @@ def test_runs_launched_through_cloud_run_survive_quota_stuck_and_killed_executio
             assert run_counts(lab.instance, INGEST_JOB).get("FAILURE", 0) == 1
 
             # A running execution killed mid-merge: Cloud Run reports it failed.
-            arm(pauses, "before_commit")
+            arm(pauses, PausePoint.BEFORE_COMMIT)
             publish(lab.settings, list(demo_messages(300, offset=300)))
             expected += 300
             lab.wait_for(
-                lambda: paused(pauses, "before_commit"), timeout=SETTLE_TIMEOUT, what="a pause"
+                lambda: paused(pauses, PausePoint.BEFORE_COMMIT),
+                timeout=SETTLE_TIMEOUT,
+                what="a pause",
             )
             assert fake.kill_running() >= 1
             lab.wait_for(exact, timeout=SETTLE_TIMEOUT, what="merged past a killed execution")

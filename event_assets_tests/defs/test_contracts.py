@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from event_assets.contracts import Contract, contract_table_uri
 from event_assets.contracts.catalog.order_created_v1 import OrderCreated
-from event_assets.definitions import defs
+from event_assets.definitions import build_defs
 from event_assets.defs.contracts import CONTRACTS, contract_asset
 from event_assets.defs.resources import EventAssetsResource
 from event_assets.ingest import lake_of
@@ -48,7 +48,7 @@ def _materialize(
     instance: dg.DagsterInstance, partition: str, names: list[str]
 ) -> tuple[dict[str, dict[str, object]], Checks]:
     """One run of contract assets for a partition, as an automation run request would be."""
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = build_defs().resolve_implicit_global_asset_job_def()
     run = job.execute_in_process(
         asset_selection=[dg.AssetKey(n) for n in names], partition_key=partition, instance=instance
     )
@@ -87,7 +87,7 @@ def _evaluate(
     instance: dg.DagsterInstance, at: datetime, cursor: AssetDaemonCursor | None
 ) -> dg.EvaluateAutomationConditionsResult:
     return dg.evaluate_automation_conditions(
-        defs=defs, instance=instance, evaluation_time=at, cursor=cursor
+        defs=build_defs(), instance=instance, evaluation_time=at, cursor=cursor
     )
 
 

@@ -16,10 +16,10 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from event_assets.defs.run_launcher import worker_start
-from event_assets.demo import demo_messages
-from event_assets.faults import PAUSE_DIR_ENV, arm, paused
+from devtools.demo import demo_messages
+from event_assets.faults import PAUSE_DIR_ENV, PausePoint, arm, paused
 from event_assets.pubsub.client import publish
+from event_assets.run_launcher import worker_start
 
 from ..corpus import mixed_corpus
 from ..support.daemon import (
@@ -101,12 +101,14 @@ def test_a_run_left_started_by_a_killed_daemon_is_failed_and_its_day_merged(
     ) as lab:
         # The first merge to reach its commit pauses there (and only that one).
         lab.env[PAUSE_DIR_ENV] = str(pauses)
-        arm(pauses, "before_commit")
+        arm(pauses, PausePoint.BEFORE_COMMIT)
         publish(lab.settings, corpus.messages)
         lab.start_daemon()
 
         pid = lab.wait_for(
-            lambda: paused(pauses, "before_commit"), timeout=SETTLE_TIMEOUT, what="a merge paused"
+            lambda: paused(pauses, PausePoint.BEFORE_COMMIT),
+            timeout=SETTLE_TIMEOUT,
+            what="a merge paused",
         )
         (victim,) = [
             r

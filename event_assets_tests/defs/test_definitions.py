@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +10,14 @@ from pathlib import Path
 import dagster as dg
 import yaml
 
-from event_assets.definitions import defs
+from event_assets.definitions import build_defs
 from event_assets.defs.ingestion import MERGE_DAY_TAG
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_definitions_snapshot() -> None:
-    repo = defs.get_repository_def()
+    repo = build_defs().get_repository_def()
     assert sorted(k.to_user_string() for k in repo.asset_graph.get_all_asset_keys()) == [
         "events",
         "events_audit",
@@ -39,6 +40,12 @@ def test_definitions_snapshot() -> None:
         "order_created_v1:violation_rate",
         "person_v1:events_reconciliation",
         "person_v1:violation_rate",
+    ]
+    assert sorted(j.name for j in repo.get_all_jobs() if not j.name.startswith("__")) == [
+        "events_compaction_job",
+        "events_health_job",
+        "events_ingest_job",
+        "events_vacuum_job",
     ]
     assert sorted(s.name for s in repo.sensor_defs) == [
         "contracts_automation_sensor",
@@ -66,7 +73,7 @@ def dg_key(name: str) -> dg.AssetKey:
 def test_todays_partition_exists() -> None:
     from datetime import UTC, datetime
 
-    events = defs.get_repository_def().assets_defs_by_key[dg_key("events")]
+    events = build_defs().get_repository_def().assets_defs_by_key[dg_key("events")]
     assert events.partitions_def is not None
     today = datetime.now(UTC).date().isoformat()
     assert events.partitions_def.get_last_partition_key() == today
@@ -77,7 +84,8 @@ def test_code_location_does_not_import_what_only_runs_need() -> None:
     run_time_only = ["polars", "pandas", "pyarrow.dataset", "google.cloud.pubsub_v1"]
     run_time_only += ["google.pubsub_v1", "google.cloud.secretmanager"]
     probe = (
-        "import sys, event_assets.definitions\n"
+        "import sys\nfrom event_assets.definitions import build_defs\n"
+        "build_defs().get_repository_def()\n"
         f"print(sorted(m for m in {run_time_only!r} if m in sys.modules))\n"
     )
     done = subprocess.run(
@@ -89,6 +97,25 @@ def test_code_location_does_not_import_what_only_runs_need() -> None:
         cwd=ROOT,
     )
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_importing_the_location_never_fails_loading_it_names_the_bad_setting() -> None:
+    """Tools import the module first: only Dagster's load (`defs()`) validates settings."""
+    probe = (
+        "import event_assets.definitions as location\n"
+        "from event_assets.settings import SettingsError\n"
+        "try:\n    location.defs()\nexcept SettingsError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+        cwd=ROOT,
+        env={**os.environ, "PARTITIONS_START_DATE": "yesterday-ish"},
+    )
+    assert done.stdout.splitlines()[-1].startswith("invalid setting PARTITIONS_START_DATE")
 
 
 def test_dagster_definitions_validate() -> None:

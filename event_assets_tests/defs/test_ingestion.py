@@ -17,7 +17,7 @@ import pytest
 from dagster._core.test_utils import create_run_for_test
 from deltalake import DeltaTable, write_deltalake
 
-from event_assets.definitions import defs
+from event_assets.definitions import build_defs
 from event_assets.defs.ingestion import INGEST_JOB, MERGE_DAY_TAG, merge_request
 from event_assets.events.decode import ReasonCode
 from event_assets.ingest import lake_of, pull_round
@@ -418,11 +418,15 @@ def test_a_batch_unreadable_until_its_runs_fail_is_merged_once_restored(
     good = obstore.get(store, stored).bytes().to_bytes()
     obstore.put(store, stored, b"not parquet")  # a torn or corrupted object
     (request,) = [r for r in requests if r.partition_key == today.isoformat()]
-    failed = defs.resolve_job_def(INGEST_JOB).execute_in_process(
-        partition_key=today.isoformat(),
-        run_config=dict(request.run_config),
-        instance=instance,
-        raise_on_error=False,
+    failed = (
+        build_defs()
+        .resolve_job_def(INGEST_JOB)
+        .execute_in_process(
+            partition_key=today.isoformat(),
+            run_config=dict(request.run_config),
+            instance=instance,
+            raise_on_error=False,
+        )
     )
     assert not failed.success
     assert pending_batches(lake, today) == [path]  # still pending: nothing marked merged

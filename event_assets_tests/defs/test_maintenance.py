@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
-from event_assets.definitions import defs
+from event_assets.definitions import build_defs
 from event_assets.events.decode import ReasonCode
 from event_assets.pubsub.client import publish
 from event_assets.settings import Settings
@@ -47,13 +47,15 @@ def test_compaction_and_vacuum_report_before_and_after(
     # Each round also quarantined its bad messages (one file each); the contract days
     # are applied once (a contract run replaces its day: one file per day).
     contracts = [dg.AssetKey("person_v1"), dg.AssetKey("order_created_v1")]
-    job = defs.resolve_implicit_global_asset_job_def()
+    job = build_defs().resolve_implicit_global_asset_job_def()
     for day in ("2026-11-20", datetime.now(UTC).date().isoformat()):
         run = job.execute_in_process(
             instance=instance, partition_key=day, asset_selection=contracts
         )
         assert run.success
-    compaction = defs.resolve_job_def("events_compaction_job").execute_in_process(instance=instance)
+    compaction = (
+        build_defs().resolve_job_def("events_compaction_job").execute_in_process(instance=instance)
+    )
     assert compaction.success
     meta = _metadata(compaction, "events_compaction")
     assert meta["partitions"] == 2
@@ -70,7 +72,7 @@ def test_compaction_and_vacuum_report_before_and_after(
     assert meta["tables"] == 6  # events, quarantine, 2 contracts, violations, deliveries
 
     # Vacuum keeps 7 days by default: nothing the compaction replaced is deleted yet.
-    kept = defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance)
+    kept = build_defs().resolve_job_def("events_vacuum_job").execute_in_process(instance=instance)
     kept_meta = _metadata(kept, "events_vacuum")
     assert kept_meta["files_deleted"] == 0
     assert kept_meta["tables"] == 6
@@ -78,7 +80,7 @@ def test_compaction_and_vacuum_report_before_and_after(
     monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
     monkeypatch.setenv("VACUUM_ALLOW_BELOW_DEFAULT", "true")
     meta = _metadata(
-        defs.resolve_job_def("events_vacuum_job").execute_in_process(instance=instance),
+        build_defs().resolve_job_def("events_vacuum_job").execute_in_process(instance=instance),
         "events_vacuum",
     )
     assert meta["retention_hours"] == 1
@@ -90,8 +92,10 @@ def test_vacuum_below_safe_default_without_permission_fails_the_run(
 ) -> None:
     _ingest_rounds(settings, instance, 1)
     monkeypatch.setenv("VACUUM_RETENTION_HOURS", "1")
-    result = defs.resolve_job_def("events_vacuum_job").execute_in_process(
-        instance=instance, raise_on_error=False
+    result = (
+        build_defs()
+        .resolve_job_def("events_vacuum_job")
+        .execute_in_process(instance=instance, raise_on_error=False)
     )
     assert not result.success
     failure = result.get_step_failure_events()[0].step_failure_data.error
@@ -103,7 +107,7 @@ def test_health_job_reports_quarantine_by_reason_and_freshness(
     settings: Settings, instance: dg.DagsterInstance
 ) -> None:
     _ingest_rounds(settings, instance, 1)
-    result = defs.resolve_job_def("events_health_job").execute_in_process(instance=instance)
+    result = build_defs().resolve_job_def("events_health_job").execute_in_process(instance=instance)
     meta = _metadata(result, "events_quarantine")
     corpus = mixed_corpus(settings.MAX_MESSAGE_BYTES)
     assert meta["dagster/row_count"] == sum(corpus.bad.values())

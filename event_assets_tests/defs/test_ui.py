@@ -16,8 +16,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from event_assets.dev.run_dev import trickle
-from event_assets.dev.webserver import Webserver, WebserverError
+from devtools.run_dev import trickle
+from devtools.webserver import Webserver, WebserverError
 
 from ..support.daemon import DaemonLab, QueueSampler
 from ..support.ui import materialize_like_the_ui, read_ui

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from event_assets.dev.webserver import ROOT, Webserver, WebserverError
+from devtools.webserver import ROOT, Webserver, WebserverError
 
 START_TIMEOUT = 30.0
 

@@ -9,7 +9,7 @@ import pytest
 from google.cloud import pubsub_v1  # type: ignore[attr-defined]
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 
-from event_assets.pubsub.emulator import PubSubEmulator
+from pubsub_emulator.emulator import PubSubEmulator
 
 PROJECT = "test-project"
 

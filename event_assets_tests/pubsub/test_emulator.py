@@ -16,8 +16,8 @@ from google.pubsub_v1 import PublisherClient as GapicPublisherClient
 from google.pubsub_v1.services.subscriber.transports import SubscriberGrpcTransport
 from google.pubsub_v1.types import DeadLetterPolicy, PubsubMessage, ReceivedMessage, Subscription
 
-from event_assets.pubsub.emulator import DEFAULT_MAX_RESPONSE_BYTES, PubSubEmulator
 from event_assets_tests.pubsub.conftest import PROJECT
+from pubsub_emulator.emulator import DEFAULT_MAX_RESPONSE_BYTES, PubSubEmulator
 
 TOPIC = f"projects/{PROJECT}/topics/events"
 SUB = f"projects/{PROJECT}/subscriptions/events-sub"

@@ -20,7 +20,9 @@ from google.pubsub_v1.types import (
     Subscription,
 )
 
-from event_assets.pubsub.emulator import (
+from event_assets_tests.pubsub.conftest import PROJECT
+from event_assets_tests.pubsub.test_emulator import SUB, TOPIC, gapic_publisher
+from pubsub_emulator.emulator import (
     _RECEIVED_MESSAGE_OVERHEAD,
     PubSubEmulator,
     _encode_received,
@@ -28,8 +30,6 @@ from event_assets.pubsub.emulator import (
     _Taken,
     _varint,
 )
-from event_assets_tests.pubsub.conftest import PROJECT
-from event_assets_tests.pubsub.test_emulator import SUB, TOPIC, gapic_publisher
 
 RAW_SUB = f"projects/{PROJECT}/subscriptions/events-raw"
 DLQ_TOPIC = f"projects/{PROJECT}/topics/dlq"

@@ -20,7 +20,7 @@ RESOURCE_EXHAUSTED (the launcher's `run_job_retry` must retry them);
 tasks (Cloud Run reports them failed).
 
 Point the launcher at it with `CLOUD_RUN_API_ENDPOINT=<address>`
-(`event_assets.defs.run_launcher.CloudRunLauncher`, the one place that reads it).
+(`event_assets.run_launcher.CloudRunLauncher`, the one place that reads it).
 """
 
 from __future__ import annotations

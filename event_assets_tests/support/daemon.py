@@ -39,8 +39,8 @@ import polars as pl
 from dagster._core.events import DagsterEventType
 from deltalake import DeltaTable
 
+from devtools.webserver import free_port
 from event_assets.defs.ingestion import INGEST_JOB as INGEST_JOB
-from event_assets.dev.webserver import free_port
 from event_assets.ingest import lake_of
 from event_assets.pubsub.client import ensure_topic_and_subscription
 from event_assets.settings import load_settings
@@ -297,9 +297,9 @@ def latest_check_evaluations(
 
 def partition_check_names(asset_key: dg.AssetKey = EVENTS_KEY) -> set[str]:
     """Names of the partitioned checks of `asset_key` in the code location, whatever they are."""
-    from event_assets.definitions import defs
+    from event_assets.definitions import build_defs
 
-    graph = defs.resolve_asset_graph()
+    graph = build_defs().resolve_asset_graph()
     return {
         key.name
         for key in graph.get_check_keys_for_assets({asset_key})

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from event_assets.dev.webserver import Webserver, WebserverError
+from devtools.webserver import Webserver, WebserverError
 
 ASSETS_QUERY = """
 query {
