@@ -232,7 +232,8 @@ def _ingest(settings: Settings, *, once: bool) -> int:
 
 
 def _replay(settings: Settings, reasons: list[str], since: str | None) -> int:
-    from event_assets.events.decode import ReasonCode, parse_rfc3339
+    from event_assets.events.models import ReasonCode
+    from event_assets.events.timestamps import parse_rfc3339
     from event_assets.replay import replay_quarantine
 
     known = {code.value for code in ReasonCode}

@@ -29,15 +29,9 @@ from datetime import date, datetime
 
 import pyarrow as pa
 
-from event_assets.events.decode import (
-    Clock,
-    FixedClock,
-    RawFields,
-    RawMessage,
-    decode_batch,
-    to_micros,
-    wall_clock_us,
-)
+from event_assets.events.decode import decode_batch
+from event_assets.events.models import RawFields, RawMessage
+from event_assets.events.timestamps import Clock, FixedClock, to_micros, wall_clock_us
 from event_assets.pubsub.client import messages_of
 from event_assets.settings import Settings
 

@@ -16,7 +16,7 @@ import pytest
 from google.pubsub_v1 import types
 
 from event_assets.decode_pool import DecodeOptions, DecodePool, Decoder, decode_payload
-from event_assets.events.decode import FixedClock, to_micros, wall_clock_us
+from event_assets.events.timestamps import FixedClock, to_micros, wall_clock_us
 from event_assets.settings import load_settings
 
 from .corpus import mixed_corpus

@@ -31,14 +31,9 @@ import pyarrow.compute as pc
 from deltalake import DeltaTable
 from deltalake.exceptions import TableNotFoundError
 
-from event_assets.events.decode import (
-    DecodedEvent,
-    FixedClock,
-    PulledMessage,
-    QuarantineRecord,
-    decode_message,
-    to_micros,
-)
+from event_assets.events.decode import decode_message
+from event_assets.events.models import DecodedEvent, PulledMessage, QuarantineRecord
+from event_assets.events.timestamps import FixedClock, to_micros
 from event_assets.faults import PAUSE_ENV
 from event_assets.ingest import lake_of, merge_partition, pull_round
 from event_assets.pubsub.client import (

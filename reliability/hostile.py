@@ -25,17 +25,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from event_assets.events.decode import (
-    DecodedEvent,
-    FixedClock,
-    PulledMessage,
-    QuarantineRecord,
-    ReasonCode,
-    decode_message,
-    decode_push_envelope,
-    no_collection,
-    to_micros,
-)
+from event_assets.events.decode import decode_message
+from event_assets.events.json_text import no_collection
+from event_assets.events.models import DecodedEvent, PulledMessage, QuarantineRecord, ReasonCode
+from event_assets.events.timestamps import FixedClock, to_micros
+from event_assets_tests.support.push_envelope import decode_push_envelope
 from reliability.harness import Ledger, Message, drain_in_process, lab, verify
 from reliability.outcome import Outcome
 

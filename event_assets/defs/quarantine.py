@@ -5,7 +5,7 @@ from collections.abc import Mapping
 
 import dagster as dg
 
-from event_assets.events.decode import ReasonCode
+from event_assets.events.models import ReasonCode
 from event_assets.storage.delta import existing_table
 from event_assets.storage.lake import Lake
 from event_assets.storage.tables import quarantine_target, reason_counts

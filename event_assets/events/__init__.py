@@ -10,33 +10,29 @@ A pulled message takes one shape per stage; each name means one of them:
 - `RawFields` / `RawMessage` (here): one message on the hot path, the `PullResponse`
   fields as a plain tuple / the same fields named; nothing validated.
 - `PulledMessage` (here): one message validated (pydantic), for the paths that are not
-  hot (a push envelope, hand-built test and harness messages).
-- `Pulled` (`pubsub.client`): a whole pull decoded into `RawMessage`s with its ack ids
-  (the dead-letter redrive reads them).
+  hot (hand-built messages; the tests' push-envelope decoder).
 - `PulledRound` (`ingest`): a round's pulls decoded into the events and quarantine
   tables, not yet landed or acked.
 """
 
 from event_assets.events.decode import (
-    ENVELOPE_ID_PREFIX,
-    MAX_JSON_DEPTH,
-    DecodedBatch,
-    DecodedEvent,
-    PulledMessage,
-    QuarantineRecord,
-    ReasonCode,
     decode_batch,
     decode_message,
-    decode_push_envelope,
-    events_to_table,
-    parse_rfc3339,
-    quarantine_to_table,
 )
 from event_assets.events.identity import (
     canonical_json,
     event_id_of,
     event_id_of_canonical,
     id_words,
+)
+from event_assets.events.json_text import MAX_JSON_DEPTH
+from event_assets.events.models import (
+    ENVELOPE_ID_PREFIX,
+    DecodedBatch,
+    DecodedEvent,
+    PulledMessage,
+    QuarantineRecord,
+    ReasonCode,
 )
 from event_assets.events.schema import (
     EVENT_COLUMNS_SCHEMA,
@@ -47,6 +43,7 @@ from event_assets.events.schema import (
     QUARANTINE_TABLE_SCHEMA,
     REQUIRED_EVENT_COLUMNS,
 )
+from event_assets.events.timestamps import parse_rfc3339
 
 __all__ = [
     "ENVELOPE_ID_PREFIX",
@@ -66,11 +63,8 @@ __all__ = [
     "canonical_json",
     "decode_batch",
     "decode_message",
-    "decode_push_envelope",
     "event_id_of",
     "event_id_of_canonical",
-    "events_to_table",
     "id_words",
     "parse_rfc3339",
-    "quarantine_to_table",
 ]

@@ -29,7 +29,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from event_assets.events.decode import RawFields, RawMessage
+from event_assets.events.models import RawFields
 from event_assets.settings import Settings
 
 if TYPE_CHECKING:
@@ -108,14 +108,6 @@ def make_channel(settings: Settings, *, publisher: bool = False) -> grpc.Channel
         PUBSUB_HOST, scopes=_SCOPES, options=_CHANNEL_OPTIONS
     )
     return channel
-
-
-@dataclass
-class Pulled:
-    """Messages of one pull with the ack ids that acknowledge them."""
-
-    ack_ids: list[str]
-    messages: list[RawMessage]
 
 
 @dataclass
@@ -201,13 +193,9 @@ class Subscription:
             f"Pub/Sub {what} on {self.path} failed: {exc.code().name}: {exc.details()}"
         )
 
-    def pull(self, max_messages: int, timeout: float = 5.0) -> Pulled:
-        """One Pull RPC; an empty result means nothing was available within `timeout`."""
-        raw = self.pull_raw(max_messages, timeout)
-        return Pulled(raw.ack_ids, [RawMessage(*m) for m in messages_of(raw.payload)])
-
-    def pull_raw(self, max_messages: int, timeout: float = 5.0) -> RawPull:
-        """One Pull RPC, the response kept as its serialized bytes.
+    def pull(self, max_messages: int, timeout: float = 5.0) -> RawPull:
+        """One Pull RPC (empty if nothing came within `timeout`), the response kept as its
+        serialized bytes.
 
         Only the ack ids are read here; turning the payload into messages
         (:func:`messages_of`) can then happen in another process.

@@ -19,7 +19,7 @@ from deltalake import DeltaTable, write_deltalake
 
 from event_assets.definitions import build_defs
 from event_assets.defs.ingestion import INGEST_JOB, MERGE_DAY_TAG, merge_request
-from event_assets.events.decode import ReasonCode
+from event_assets.events.models import ReasonCode
 from event_assets.ingest import lake_of, pull_round
 from event_assets.pubsub.client import Subscription, publish
 from event_assets.settings import Settings, load_settings

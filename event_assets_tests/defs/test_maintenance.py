@@ -8,7 +8,7 @@ import dagster as dg
 import pytest
 
 from event_assets.definitions import build_defs
-from event_assets.events.decode import ReasonCode
+from event_assets.events.models import ReasonCode
 from event_assets.pubsub.client import publish
 from event_assets.settings import Settings
 

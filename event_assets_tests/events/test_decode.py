@@ -24,11 +24,11 @@ from event_assets.events import (
     ReasonCode,
     decode_batch,
     decode_message,
-    decode_push_envelope,
     event_id_of,
     parse_rfc3339,
 )
-from event_assets.events.decode import FixedClock, from_micros, parse_rfc3339_micros, to_micros
+from event_assets.events.timestamps import FixedClock, from_micros, parse_rfc3339_micros, to_micros
+from event_assets_tests.support.push_envelope import decode_push_envelope
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
 MAX_BYTES = 1_000_000

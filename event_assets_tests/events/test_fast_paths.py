@@ -18,18 +18,16 @@ import pyarrow as pa
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from event_assets.events.decode import (
+from event_assets.events.decode import decode_batch
+from event_assets.events.identity import canonical_json, event_id_of
+from event_assets.events.json_text import (
     MAX_JSON_DEPTH,
-    PulledMessage,
-    RawMessage,
     _canonical_object,
     _parse_json,
     _parse_json_stdlib,
-    _RejectedError,
-    decode_batch,
-    to_micros,
 )
-from event_assets.events.identity import canonical_json, event_id_of
+from event_assets.events.models import PulledMessage, RawMessage, _RejectedError
+from event_assets.events.timestamps import to_micros
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
 PUBLISH_US = to_micros(PUBLISH)

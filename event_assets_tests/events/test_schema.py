@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
 import pyarrow as pa
@@ -16,11 +17,51 @@ from event_assets.events import (
     REQUIRED_EVENT_COLUMNS,
     DecodedEvent,
     QuarantineRecord,
-    events_to_table,
-    quarantine_to_table,
 )
+from event_assets.events.decode import _columns
+from event_assets.events.timestamps import _epoch_day, to_micros
 
 TS = pa.timestamp("us", tz="UTC")
+
+
+# The models' fields, in the schemas' column order: a model and its schema cannot drift.
+def events_to_table(events: Sequence[DecodedEvent]) -> pa.Table:
+    """Arrow table (``EVENT_COLUMNS_SCHEMA``) of decoded events."""
+    rows = [
+        (
+            e.event_id,
+            _epoch_day(e.event_date),
+            to_micros(e.event_time),
+            e.message_id,
+            to_micros(e.publish_time),
+            e.ce_id,
+            e.ce_source,
+            e.ce_type,
+            e.ce_subject,
+            e.ce_specversion,
+            e.ce_datacontenttype,
+            e.attributes,
+            e.data,
+        )
+        for e in events
+    ]
+    return _columns(rows, EVENT_COLUMNS_SCHEMA)
+
+
+def quarantine_to_table(records: Sequence[QuarantineRecord]) -> pa.Table:
+    """Arrow table (``QUARANTINE_COLUMNS_SCHEMA``) of quarantine records."""
+    rows = [
+        (
+            r.message_id,
+            None if r.publish_time is None else to_micros(r.publish_time),
+            r.attributes,
+            r.payload,
+            r.reason_code,
+            r.reason,
+        )
+        for r in records
+    ]
+    return _columns(rows, QUARANTINE_COLUMNS_SCHEMA)
 
 
 def test_event_columns_schema() -> None:
