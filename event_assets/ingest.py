@@ -41,6 +41,7 @@ from event_assets.storage.lake import Lake, StorageRetry
 from event_assets.storage.landing import (
     LandedBatch,
     batch_path,
+    by_day,
     list_batches,
     mark_merged,
     parse_batch_path,
@@ -95,10 +96,7 @@ class LandResult:
             self.quarantine_reasons[code] = self.quarantine_reasons.get(code, 0) + n
 
     def by_partition(self) -> dict[date, list[str]]:
-        grouped: dict[date, list[str]] = defaultdict(list)
-        for batch in self.batches:
-            grouped[batch.partition].append(batch.path)
-        return dict(sorted(grouped.items()))
+        return by_day(batch.path for batch in self.batches)
 
 
 @dataclass(frozen=True, kw_only=True)

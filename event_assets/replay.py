@@ -28,7 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from event_assets.decode_pool import DecodeOptions, decode_messages
-from event_assets.events.decode import RawMessage, to_micros
+from event_assets.events.models import RawMessage
+from event_assets.events.timestamps import to_micros
 from event_assets.ingest import lake_of, merge_partition
 from event_assets.settings import Settings
 from event_assets.storage.deliveries import record_landed
@@ -139,7 +140,7 @@ def redrive_dead_letters(
 ) -> RedriveResult:
     """Move dead-lettered messages back to PUBSUB_TOPIC (at most `limit`), publish first,
     ack after: until the dead-letter subscription comes back empty."""
-    from event_assets.pubsub.client import Subscription, publish
+    from event_assets.pubsub.client import Subscription, messages_of, publish
 
     name = subscription or dead_letter_subscription(settings)
     source = settings.model_copy(update={"PUBSUB_SUBSCRIPTION": name})
@@ -155,14 +156,14 @@ def redrive_dead_letters(
                 settings,
                 [
                     (
-                        m.data,
+                        data,
                         {
                             k: v
-                            for k, v in m.attributes.items()
+                            for k, v in attributes.items()
                             if not k.startswith(DEAD_LETTER_ATTRIBUTE_PREFIX)
                         },
                     )
-                    for m in pulled.messages
+                    for data, attributes, *_ in messages_of(pulled.payload)
                 ],
             )
             dead.acknowledge(pulled.ack_ids)

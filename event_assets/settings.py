@@ -14,8 +14,9 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from event_assets.storage.retention import retention_problem
+
 PositiveInt = Annotated[int, Field(gt=0)]
-SAFE_RETENTION_HOURS = 168  # Delta's default deletedFileRetentionDuration
 RECENT_PARTITION_DAYS = 7  # the days before today that have a partition by default
 
 
@@ -239,14 +240,11 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _vacuum_retention_is_safe(self) -> Settings:
-        if (
-            self.VACUUM_RETENTION_HOURS < SAFE_RETENTION_HOURS
-            and not self.VACUUM_ALLOW_BELOW_DEFAULT
-        ):
+        problem = retention_problem(self.VACUUM_RETENTION_HOURS, self.VACUUM_ALLOW_BELOW_DEFAULT)
+        if problem:
             raise ValueError(
-                f"VACUUM_RETENTION_HOURS={self.VACUUM_RETENTION_HOURS} is below Delta's safe "
-                f"{SAFE_RETENTION_HOURS} h (time travel and slow readers could lose files); "
-                "set VACUUM_ALLOW_BELOW_DEFAULT=true to allow it"
+                f"VACUUM_RETENTION_HOURS: {problem}; set VACUUM_ALLOW_BELOW_DEFAULT=true to "
+                "allow it"
             )
         return self
 

@@ -11,7 +11,7 @@ import pytest
 from deltalake import DeltaTable
 
 from event_assets.ingest import ingest, lake_of
-from event_assets.pubsub.client import Subscription, publish
+from event_assets.pubsub.client import Subscription, messages_of, publish
 from event_assets.settings import Settings
 from event_assets.storage.landing import list_batches, pending_batches, read_batches
 from pubsub_emulator.emulator import PubSubEmulator
@@ -49,7 +49,7 @@ def test_mixed_corpus_lands_once_with_bad_input_quarantined(settings: Settings) 
     assert list_batches(lake_of(settings))
     assert pending_batches(lake_of(settings)) == []
     with Subscription(settings) as sub:
-        assert sub.pull(100, timeout=1).messages == []
+        assert messages_of(sub.pull(100, timeout=1).payload) == []
 
 
 def test_second_ingest_of_the_same_events_adds_nothing(settings: Settings) -> None:
@@ -169,7 +169,7 @@ def test_attributes_named_like_publish_parameters_are_published(settings: Settin
     assert len(set(ids)) == 2
     with Subscription(settings) as sub:
         pulled = sub.pull(10, timeout=5)
-    assert {frozenset(m.attributes.items()) for m in pulled.messages} == {
+    assert {frozenset(m[1].items()) for m in messages_of(pulled.payload)} == {
         frozenset(attributes.items()),
         frozenset({"event_type": "e"}.items()),
     }
@@ -237,7 +237,7 @@ def test_a_round_reads_the_clock_as_it_decodes_not_as_it_starts(
     """With no skew allowance, a round whose clock first reads 23:59:58 and then
     00:00:05 accepts an event of 00:00:03 and refuses one of 00:00:06."""
     from event_assets import decode_pool
-    from event_assets.events.decode import to_micros
+    from event_assets.events.timestamps import to_micros
     from event_assets.ingest import pull_round
     from event_assets.settings import load_settings
 

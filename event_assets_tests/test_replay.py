@@ -13,7 +13,12 @@ from deltalake import DeltaTable
 
 import event_assets.replay as replay_module
 from event_assets.ingest import ingest, lake_of
-from event_assets.pubsub.client import Subscription, ensure_topic_and_subscription, publish
+from event_assets.pubsub.client import (
+    Subscription,
+    ensure_topic_and_subscription,
+    messages_of,
+    publish,
+)
 from event_assets.replay import dead_letter_subscription, redrive_dead_letters, replay_quarantine
 from event_assets.settings import Settings, load_settings
 
@@ -137,9 +142,10 @@ def test_redrive_moves_dead_letters_back_to_the_topic_once(settings: Settings) -
     with Subscription(settings) as main:
         pulled = main.pull(10, timeout=5.0)
         main.acknowledge(pulled.ack_ids)
-    assert sorted(m.data for m in pulled.messages) == sorted(d for d, _ in letters)
+    messages = messages_of(pulled.payload)
+    assert sorted(m[0] for m in messages) == sorted(d for d, _ in letters)
     # The producer's attributes go back; the ones Pub/Sub added when dead-lettering do not.
-    assert all(dict(m.attributes) == {"event_type": "x"} for m in pulled.messages)
+    assert all(dict(m[1]) == {"event_type": "x"} for m in messages)
     assert redrive_dead_letters(settings).moved == 0
 
 

@@ -42,7 +42,7 @@ def _storm(lb: Lab, rounds: int) -> None:
     """Consumers that pull everything and die: each round's deadline expiry redelivers it all."""
     with Subscription(lb.settings) as sub:
         for _ in range(rounds):
-            while sub.pull(1000, timeout=1.0).messages:
+            while sub.pull(1000, timeout=1.0).ack_ids:
                 pass
             lb.expire_deadlines()
 

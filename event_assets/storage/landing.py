@@ -177,12 +177,17 @@ def pending_batches(lake: Lake, partition: date | None = None) -> list[str]:
     return sorted(p for p in entries if _KEY.match(p))
 
 
-def pending_by_day(lake: Lake) -> dict[date, list[str]]:
-    """Pending batches grouped by their day, days in order."""
+def by_day(paths: Iterable[str]) -> dict[date, list[str]]:
+    """Batch paths grouped by their day (days in order, paths in the order given)."""
     grouped: dict[date, list[str]] = {}
-    for path in pending_batches(lake):
+    for path in paths:
         grouped.setdefault(parse_batch_path(path)[0], []).append(path)
     return dict(sorted(grouped.items()))
+
+
+def pending_by_day(lake: Lake) -> dict[date, list[str]]:
+    """Pending batches grouped by their day, days in order."""
+    return by_day(pending_batches(lake))
 
 
 def _list(lake: Lake, subdir: str, prefix: str | None) -> Iterator[str]:

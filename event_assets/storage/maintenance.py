@@ -38,9 +38,8 @@ from event_assets.storage.delta import (
     require_table,
 )
 from event_assets.storage.lake import Lake
+from event_assets.storage.retention import SAFE_RETENTION_HOURS, retention_problem
 
-# Delta's default `delta.deletedFileRetentionDuration`: older snapshots stay readable a week.
-DEFAULT_RETENTION_HOURS = 168
 DELTA_LOG_DIR = "_delta_log"
 
 _T = TypeVar("_T")
@@ -191,7 +190,7 @@ def vacuum(
     target: DeltaTarget,
     lake: Lake,
     *,
-    retention_hours: int = DEFAULT_RETENTION_HOURS,
+    retention_hours: int = SAFE_RETENTION_HOURS,
     allow_below_default: bool = False,
     full: bool = True,
     max_attempts: int = 12,
@@ -205,12 +204,9 @@ def vacuum(
     started = time.perf_counter()
     if retention_hours < 0:
         raise ValueError(f"retention_hours must not be negative, got {retention_hours}")
-    if retention_hours < DEFAULT_RETENTION_HOURS and not allow_below_default:
-        raise ValueError(
-            f"vacuum retention of {retention_hours} h is below Delta's safe default of "
-            f"{DEFAULT_RETENTION_HOURS} h: readers of older snapshots and concurrent writers "
-            "could lose files; pass allow_below_default=True to do it anyway"
-        )
+    problem = retention_problem(retention_hours, allow_below_default)
+    if problem:
+        raise ValueError(f"{problem}; pass allow_below_default=True to do it anyway")
     dt = existing_table(target)
     if dt is None:
         return VacuumResult(0, 0, 0, 0, 0, retention_hours, 0, _since(started))
