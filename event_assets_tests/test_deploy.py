@@ -405,8 +405,8 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
 
     plan = jobs["terraform-plan"]
     assert plan["strategy"]["matrix"]["environment"] == ["dev", "prod"]
-    # The env roots' required variables, so `plan -input=false` does not stop on them; the
-    # image is the one the build job pushed.
+    # The root's per-deployment required variables, so `plan -input=false` does not stop on
+    # them; the image is the one the build job pushed.
     assert "build" in plan["needs"]
     assert plan["env"] == {
         "TF_VAR_project_id": "${{ vars.GCP_PROJECT_ID }}",
@@ -414,7 +414,7 @@ def test_workflows_cover_checks_image_terraform_and_deploy() -> None:
         "TF_VAR_image": "${{ needs.build.outputs.image }}",
         "TF_VAR_partitions_start_date": "${{ vars.PARTITIONS_START_DATE }}",
     }
-    assert plan["defaults"]["run"]["working-directory"] == "infra/envs/${{ matrix.environment }}"
+    assert plan["defaults"]["run"]["working-directory"] == "infra/live"
     plan_text = _steps_text(plan)
     # Plans run as the read-only identity, never as the deployer.
     assert _identity(plan) == "${{ vars.GCP_PLAN_SERVICE_ACCOUNT }}"

@@ -4,8 +4,10 @@ Every `.tf` file must parse; the environment Cloud Run containers get must be na
 (`event_assets.settings.Settings`) or the production instance (`deploy/dagster.yaml`) actually
 reads; no project-level binding may grant admin/basic roles; each workload runs as its own
 service account with only its own grants (`modules/iam`); the subscription's ack deadline
-must match the app's default; both environments need a backend config and are thin callers
-of `modules/stack` (the one composition of the modules), so they cannot drift apart.
+must match the app's default. There is one root module, `infra/live`, a thin caller of
+`modules/stack` (the one composition of the modules), run once per environment with that
+environment's `environments/<env>.tfvars` and `backend/<env>.gcs.backend`, which the deploy
+workflow must pass as a matching pair; so the environments differ in those values only.
 python-hcl2 keeps the quotes of string literals and block labels (`'"name"'`), hence
 `_unquote`, and adds `__is_block__` / `__comments__` keys, hence `_arguments`.
 """
@@ -19,13 +21,39 @@ from typing import Any
 
 import hcl2
 import pytest
+import yaml
 
 from event_assets.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 INFRA = ROOT / "infra"
 MODULES = INFRA / "modules"
+# The one root module: every environment is it, run with that environment's var-file and
+# backend config.
+LIVE = INFRA / "live"
 ENVS = ("dev", "prod")
+# The root's variables that make the environment, set by environments/<env>.tfvars and by
+# nothing else.
+ENV_VARIABLES = {
+    "environment",
+    "sql_tier",
+    "sql_availability_type",
+    "sql_retained_backups",
+    "webserver_min_instances",
+}
+# What each environment's tfvars must say: prod's Cloud SQL is HA and keeps a month of backups.
+EXPECTED_ENV_VALUES: dict[str, dict[str, Any]] = {
+    "dev": {"environment": "dev", "sql_availability_type": "ZONAL", "sql_retained_backups": 7},
+    "prod": {
+        "environment": "prod",
+        "sql_availability_type": "REGIONAL",
+        "sql_retained_backups": 30,
+    },
+}
+# The backend prefixes the existing states live under (as before infra/live, when each env
+# had its own root): changing one would make Terraform start from an empty state.
+STATE_PREFIXES = {"dev": "event-assets/dev", "prod": "event-assets/prod"}
+DEPLOY_WORKFLOW = ROOT / ".github" / "workflows" / "deploy.yml"
 STACK = "stack"
 # Modules the stack composes (each called once from modules/stack/main.tf).
 STACK_PARTS = (
@@ -147,10 +175,10 @@ def _module(name: str) -> dict[str, Any]:
     return merged
 
 
-def _env(env: str) -> dict[str, Any]:
-    """All blocks of one environment root's files, merged by block kind."""
+def _root() -> dict[str, Any]:
+    """All blocks of the root module's files (infra/live), merged by block kind."""
     merged: dict[str, Any] = {}
-    for path in sorted((INFRA / "envs" / env).glob("*.tf")):
+    for path in sorted(LIVE.glob("*.tf")):
         for kind, value in _load(path).items():
             if isinstance(value, list):
                 merged.setdefault(kind, []).extend(value)
@@ -162,11 +190,17 @@ def _arguments(body: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in body.items() if not key.startswith("__")}
 
 
-def _stack_call(env: str) -> dict[str, Any]:
-    """Arguments of the env root's single `module "stack"` block."""
-    modules = dict(_blocks(_load(INFRA / "envs" / env / "main.tf"), "module"))
-    assert list(modules) == [STACK], f"envs/{env}/main.tf must call only module {STACK!r}"
+def _stack_call() -> dict[str, Any]:
+    """Arguments of the root's single `module "stack"` block."""
+    modules = dict(_blocks(_load(LIVE / "main.tf"), "module"))
+    assert list(modules) == [STACK], f"live/main.tf must call only module {STACK!r}"
     return _arguments(modules[STACK])
+
+
+def _tfvars(env: str) -> dict[str, Any]:
+    """What environments/<env>.tfvars sets: name -> value (strings unquoted)."""
+    parsed = hcl2.loads((LIVE / "environments" / f"{env}.tfvars").read_text())
+    return {name: _unquote(value) for name, value in _arguments(parsed).items()}
 
 
 def _variable_default(parsed: dict[str, Any], name: str) -> Any:
@@ -311,9 +345,10 @@ def test_run_worker_job_name_matches_the_run_launcher() -> None:
     text = (ROOT / "deploy" / "dagster.yaml").read_text()
     prefix = _variable_default(_module("cloud_run"), "name_prefix")
     assert _variable_default(_module(STACK), "name_prefix") == prefix
+    # The job name is the stack's default prefix: no environment may pass another one.
+    assert "name_prefix" not in _stack_call(), "live/main.tf overrides name_prefix"
     for env in ENVS:
-        # The job name is the stack's default prefix: no environment may pass another one.
-        assert "name_prefix" not in _stack_call(env), f"envs/{env} overrides name_prefix"
+        assert "name_prefix" not in _tfvars(env), f"environments/{env}.tfvars sets name_prefix"
     assert f"event_assets: {prefix}-run-worker" in text
 
 
@@ -436,13 +471,13 @@ def test_one_service_account_per_workload() -> None:
         member = locals_[f"{workload}_member"]
         assert member == f'${{local.workload_members["{workload}"]}}', workload
 
-    # Exported per workload, by modules/iam, the stack and both envs; no shared account left.
+    # Exported per workload, by modules/iam, the stack and the root; no shared account left.
     outputs = {name: body["value"] for name, body in _blocks(iam, "output")}
     for workload in WORKLOADS:
         email = f"{workload}_service_account_email"
         assert outputs[email] == f"${{google_service_account.{workload}.email}}", email
         assert outputs[f"{workload}_service_account_member"] == f"${{local.{workload}_member}}"
-    for root in (_module(STACK), *(_env(env) for env in ENVS)):
+    for root in (_module(STACK), _root()):
         names = {name for name, _ in _blocks(root, "output")}
         assert {f"{w}_service_account_email" for w in WORKLOADS} <= names
         assert not {name for name in names if "runtime" in name}, sorted(names)
@@ -564,9 +599,10 @@ def test_ack_deadline_default_matches_settings() -> None:
     expected = Settings.model_fields["ACK_DEADLINE_SECONDS"].default
     assert _variable_default(_module("pubsub"), "ack_deadline_seconds") == expected
     assert _variable_default(_module(STACK), "ack_deadline_seconds") == expected
+    passed = _stack_call().get("ack_deadline_seconds", expected)
+    assert passed == expected, f"live/main.tf passes ack_deadline_seconds = {passed}"
     for env in ENVS:
-        passed = _stack_call(env).get("ack_deadline_seconds", expected)
-        assert passed == expected, f"envs/{env} passes ack_deadline_seconds = {passed}"
+        assert "ack_deadline_seconds" not in _tfvars(env), f"environments/{env}.tfvars"
 
 
 def test_subscription_is_pull_with_dead_letter_and_backoff() -> None:
@@ -583,82 +619,166 @@ def test_subscription_is_pull_with_dead_letter_and_backoff() -> None:
     assert all("push_config" not in body for body in subscriptions.values())
 
 
-# --- 5. environments ---------------------------------------------------------------------
+# --- 5. environments: one root, configured per environment ----------------------------
+
+
+def test_live_is_the_only_root_module() -> None:
+    """No per-environment copy of the root can come back: every .tf outside modules/ is
+    infra/live's own."""
+    roots = {path.parent for path in TF_FILES if not path.is_relative_to(MODULES)}
+    assert roots == {LIVE}, sorted(str(root.relative_to(INFRA)) for root in roots)
+    assert (LIVE / "local.tfvars.example").is_file()
 
 
 @pytest.mark.parametrize("env", ENVS)
 def test_env_has_backend_config(env: str) -> None:
-    env_dir = INFRA / "envs" / env
-    backend = _load(env_dir / "backend.tf")["terraform"][0]["backend"][0]
+    backend = _load(LIVE / "backend.tf")["terraform"][0]["backend"][0]
     assert list(map(_unquote, backend)) == ["gcs"]
-    config = hcl2.loads((env_dir / "backend" / f"{env}.gcs.backend").read_text())
+    config = hcl2.loads((LIVE / "backend" / f"{env}.gcs.backend").read_text())
     assert {"bucket", "prefix"} <= set(config)
-    assert (env_dir / "terraform.tfvars.example").is_file()
+    # Where the environment's existing state is: the prefix must not move with the root.
+    assert _unquote(config["prefix"]) == STATE_PREFIXES[env], f"backend/{env}.gcs.backend"
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_env_tfvars_set_what_makes_the_environment(env: str) -> None:
+    values = _tfvars(env)
+    assert set(values) == ENV_VARIABLES, (
+        f"environments/{env}.tfvars: extra {sorted(set(values) - ENV_VARIABLES)}, "
+        f"missing {sorted(ENV_VARIABLES - set(values))}"
+    )
+    for name, expected in EXPECTED_ENV_VALUES[env].items():
+        assert values[name] == expected, f"environments/{env}.tfvars: {name} = {values[name]!r}"
+    assert str(values["sql_tier"]).startswith("db-"), values["sql_tier"]
+    for name in ("sql_retained_backups", "webserver_min_instances"):
+        assert isinstance(values[name], int), f"environments/{env}.tfvars: {name}"
 
 
 def test_stack_composes_every_module_once() -> None:
     stack = _module(STACK)
     sources = {name: _unquote(body["source"]) for name, body in _blocks(stack, "module")}
     assert sources == {name: f"../{name}" for name in STACK_PARTS}
-    assert "provider" not in stack, "the env roots configure the provider, not the stack"
+    assert "provider" not in stack, "the root configures the provider, not the stack"
     terraform = _arguments(_load(MODULES / STACK / "versions.tf")["terraform"][0])
     assert "required_providers" in terraform
 
 
-@pytest.mark.parametrize("env", ENVS)
-def test_env_is_a_thin_caller_of_the_stack(env: str) -> None:
-    """envs/<env> = backend + provider + one `module "stack"` with that env's values."""
-    root = _env(env)
-    assert not root.get("resource"), f"envs/{env}: resources belong in modules/"
-    assert not root.get("data"), f"envs/{env}: data sources belong in modules/"
-    call = _stack_call(env)
-    assert _unquote(call.pop("source")) == f"../../modules/{STACK}"
+def test_root_is_a_thin_caller_of_the_stack() -> None:
+    """live = backend + provider + one `module "stack"` fed only by the root's variables."""
+    root = _root()
+    assert not root.get("resource"), "live: resources belong in modules/"
+    assert not root.get("data"), "live: data sources belong in modules/"
+    assert not root.get("locals"), "live: what makes an environment is its tfvars, not locals"
+    call = _stack_call()
+    assert _unquote(call.pop("source")) == f"../modules/{STACK}"
 
     stack = _module(STACK)
     stack_variables = dict(_blocks(stack, "variable"))
     required = {name for name, body in stack_variables.items() if "default" not in body}
     assert set(call) <= set(stack_variables), sorted(set(call) - set(stack_variables))
-    assert required <= set(call), f"envs/{env} does not pass {sorted(required - set(call))}"
+    assert required <= set(call), f"live does not pass {sorted(required - set(call))}"
 
-    # Every env variable is per deployment: it reaches the stack unchanged, with the stack's
-    # default (so tfvars behave the same in both envs); `labels` only feeds the provider.
-    env_variables = dict(_blocks(root, "variable"))
-    assert {"project_id", "region", "image"} <= set(env_variables)
-    for name, body in env_variables.items():
-        if name == "labels":
-            continue
-        assert call.get(name) == f"${{var.{name}}}", f"envs/{env}: var.{name} not passed as is"
-        if "default" in body:
+    # Every root variable reaches the stack unchanged, under its own name; `labels` and
+    # `environment` only feed the provider's default labels.
+    root_variables = dict(_blocks(root, "variable"))
+    passed = set(root_variables) - {"labels", "environment"}
+    assert call == {name: f"${{var.{name}}}" for name in passed}, "live/main.tf: var.<name> only"
+    for name, body in root_variables.items():
+        if "default" in body and name in stack_variables:
             assert body["default"] == stack_variables[name].get("default"), name
-    for name in ("project_id", "region", "image"):
-        assert "default" not in env_variables[name], f"envs/{env}: {name} must be given"
 
-    # What makes the environment: env.tf's locals, each passed to the stack.
-    (env_locals,) = _load(INFRA / "envs" / env / "env.tf")["locals"]
-    env_locals = _arguments(env_locals)
-    assert _unquote(env_locals.pop("environment")) == env
-    for name in env_locals:
-        assert call.get(name) == f"${{local.{name}}}", f"envs/{env}: local.{name} not passed"
+    # Per deployment (TF_VAR_* / local tfvars): these must be given.
+    assert {"project_id", "region", "image"} <= set(root_variables)
+    for name in ("project_id", "region", "image"):
+        assert "default" not in root_variables[name], f"live: {name} must be given"
+    # Per environment (environments/<env>.tfvars): no default, so a plan without the
+    # var-file fails instead of building a default environment.
+    assert ENV_VARIABLES <= set(root_variables), sorted(ENV_VARIABLES - set(root_variables))
+    for name in ENV_VARIABLES:
+        assert "default" not in root_variables[name], f"live: {name} comes from the tfvars"
 
     # Outputs are re-exports of the stack's.
     stack_outputs = {name for name, _ in _blocks(stack, "output")}
     for name, body in _blocks(root, "output"):
-        assert body["value"] == f"${{module.stack.{name}}}", f"envs/{env}: output {name}"
-        assert name in stack_outputs, f"envs/{env}: output {name} is not a stack output"
+        assert body["value"] == f"${{module.stack.{name}}}", f"live: output {name}"
+        assert name in stack_outputs, f"live: output {name} is not a stack output"
 
 
-def test_envs_export_and_configure_alike() -> None:
-    """The env roots differ in values only: same variables, outputs, provider and backend."""
-    dev, prod = (_env(env) for env in ENVS)
-    for kind in ("variable", "output"):
-        assert [n for n, _ in _blocks(dev, kind)] == [n for n, _ in _blocks(prod, kind)], kind
-    assert set(_stack_call("dev")) == set(_stack_call("prod"))
-    for name in ("versions.tf", "backend.tf"):
-        dev_file, prod_file = (
-            {k: v for k, v in _load(INFRA / "envs" / env / name).items() if k != "__comments__"}
-            for env in ENVS
-        )
-        assert dev_file == prod_file, f"envs/dev/{name} and envs/prod/{name} differ"
+def test_environment_variables_are_validated() -> None:
+    variables = dict(_blocks(_root(), "variable"))
+    expected_values = {
+        "environment": {f'"{env}"' for env in ENVS},
+        "sql_availability_type": {'"ZONAL"', '"REGIONAL"'},
+    }
+    for name in ENV_VARIABLES:
+        validations = variables[name].get("validation", [])
+        assert validations, f"live: variable {name} has no validation"
+        conditions = " ".join(v["condition"] for v in validations)
+        assert f"var.{name}" in conditions, f"live: {name}'s validation does not test it"
+        for value in expected_values.get(name, set()):
+            assert value in conditions, f"live: {name}'s validation does not admit {value}"
+
+
+def test_provider_labels_name_the_environment() -> None:
+    (provider,) = [body for name, body in _blocks(_root(), "provider") if name == "google"]
+    labels = provider["default_labels"]
+    assert re.search(r"\benvironment = var\.environment\b", labels), labels
+    assert "var.labels" in labels, labels
+
+
+TERRAFORM_COMMANDS = ("terraform init", "terraform plan", "terraform apply")
+
+
+def _terraform_commands() -> Iterator[tuple[str, str, str | None, str]]:
+    """(job, environment, working directory, command) of every `terraform init|plan|apply`
+    line in deploy.yml, once per environment a job runs for (its matrix, else its GitHub
+    environment), with `${{ matrix.environment }}` filled in."""
+    jobs: dict[str, dict[str, Any]] = yaml.safe_load(DEPLOY_WORKFLOW.read_text())["jobs"]
+    for job_name, job in jobs.items():
+        default_dir = job.get("defaults", {}).get("run", {}).get("working-directory")
+        matrix = job.get("strategy", {}).get("matrix", {}).get("environment")
+        for env in matrix or [job.get("environment")]:
+            for step in job.get("steps", []):
+                run = str(step.get("run", "")).replace("${{ matrix.environment }}", str(env))
+                for line in run.splitlines():
+                    if line.strip().startswith(TERRAFORM_COMMANDS):
+                        workdir = step.get("working-directory", default_dir)
+                        yield job_name, str(env), workdir, line.strip()
+
+
+def test_workflow_passes_each_environment_its_var_file_and_backend() -> None:
+    """Every init names backend/<env>.gcs.backend and every plan environments/<env>.tfvars of
+    the environment its job is for, both existing files of infra/live; applies take the plan."""
+    assert "infra/envs" not in DEPLOY_WORKFLOW.read_text()
+    commands = list(_terraform_commands())
+    jobs = {job for job, _, _, _ in commands}
+    assert jobs == {"terraform-plan", "release-dev", "release-prod"}, sorted(jobs)
+    planned: list[str] = []
+    applied: list[str] = []
+    for job, env, workdir, command in commands:
+        where = f"{job} ({env}): {command}"
+        assert env in ENVS, where
+        assert workdir == str(LIVE.relative_to(ROOT)), f"{where} runs in {workdir}"
+        for other in set(ENVS) - {env}:
+            assert f"backend/{other}." not in command, where
+            assert f"environments/{other}." not in command, where
+        if command.startswith("terraform init"):
+            backend = f"backend/{env}.gcs.backend"
+            assert f"-backend-config={backend}" in command, where
+            assert (LIVE / backend).is_file(), where
+        elif command.startswith("terraform plan"):
+            var_file = f"environments/{env}.tfvars"
+            assert f"-var-file={var_file}" in command, where
+            assert (LIVE / var_file).is_file(), where
+            planned.append(env)
+        else:
+            # A saved plan carries its variables; terraform refuses -var-file with one.
+            assert "-var-file" not in command, where
+            assert command.endswith(" tfplan"), where
+            applied.append(env)
+    # Each environment planned by the plan job and again by its release job, applied once.
+    assert sorted(planned) == sorted([*ENVS, *ENVS]), planned
+    assert sorted(applied) == sorted(ENVS), applied
 
 
 def test_landing_lifecycle_deletes_merged_batches_only() -> None:

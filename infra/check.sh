@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Static checks of infra/ (no terraform binary, no GCP access needed):
 #   1. every *.tf parses with python-hcl2, and the wiring rules of
-#      event_assets_tests/test_infra.py hold (env names, IAM, ack deadline, backends);
+#      event_assets_tests/test_infra.py hold (env names, IAM, ack deadline, the one root
+#      infra/live with each environment's backend config and tfvars);
 #   2. checkov on the Terraform, zero failed checks (skips are inline, each with a reason);
 #   3. checkov on the Dockerfile, zero failed checks.
 # checkov runs in its own tool environment (`uv tool run`), not in the project venv: it pins

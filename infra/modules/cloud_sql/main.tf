@@ -104,7 +104,7 @@ resource "google_sql_database_instance" "dagster" {
   }
 
   # The caller must create the private services access connection first
-  # (envs/*: depends_on = [module.network]).
+  # (modules/stack: depends_on = [module.network]).
 }
 
 resource "google_sql_database" "dagster" {

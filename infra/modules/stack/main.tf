@@ -1,6 +1,6 @@
 # The event-assets stack: every resource of one environment, composed from the modules next
-# to this one. envs/dev and envs/prod each call it once (module "stack") with their own
-# values; nothing here knows which environment it is.
+# to this one. The root infra/live calls it once (module "stack") per environment, with that
+# environment's values; nothing here knows which environment it is.
 
 locals {
   bucket_name              = coalesce(var.bucket_name, "${var.project_id}-event-assets-lake")

@@ -114,7 +114,7 @@ variable "kms_key_name" {
   default     = null
 }
 
-# ---- what makes an environment (set in envs/<env>/env.tf) --------------------------
+# ---- what makes an environment (set in live/environments/<env>.tfvars) -------------
 
 variable "sql_tier" {
   description = "Cloud SQL machine tier of the Dagster instance, e.g. db-custom-1-3840."

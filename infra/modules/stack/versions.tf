@@ -1,4 +1,4 @@
-# No provider block here: the env roots (envs/<env>/versions.tf) configure the google
+# No provider block here: the root (live/versions.tf) configures the google
 # provider (project, region, default labels) and this module inherits it.
 terraform {
   required_version = ">= 1.6"

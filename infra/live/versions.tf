@@ -19,7 +19,7 @@ provider "google" {
 
   default_labels = merge(var.labels, {
     app         = "event-assets"
-    environment = local.environment
+    environment = var.environment
     managed-by  = "terraform"
   })
 }
