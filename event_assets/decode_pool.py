@@ -20,6 +20,7 @@ import atexit
 import multiprocessing
 import os
 import threading
+import weakref
 from collections.abc import Iterable
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as futures_wait
@@ -126,6 +127,10 @@ class DecodePool:
         self._lock = threading.Lock()
         self._executor: ProcessPoolExecutor | None = None
         self._warmup: list[Future[int]] = []
+        # Which executor each pending decode went to: a dead worker breaks that one only.
+        self._owners: weakref.WeakKeyDictionary[Future[Decoded], ProcessPoolExecutor] = (
+            weakref.WeakKeyDictionary()
+        )
         self._closed = False
 
     def __enter__(self) -> DecodePool:
@@ -162,20 +167,26 @@ class DecodePool:
         if executor is None or not self.warm:
             return None
         try:
-            return executor.submit(decode_payload, payload, options)
+            future = executor.submit(decode_payload, payload, options)
         except (BrokenProcessPool, RuntimeError):
-            self.discard(executor)
+            self._discard(executor)
             return None
+        self._owners[future] = executor
+        return future
 
-    def discard(self, executor: ProcessPoolExecutor | None = None) -> None:
-        """Drop the (broken) executor; the next `submit` or `start` builds a fresh one."""
-        with self._lock:
-            if executor is None or self._executor is executor:
-                executor, self._executor, self._warmup = self._executor, None, []
-            else:
-                executor = None
+    def broken(self, future: Future[Decoded]) -> None:
+        """`future` failed with BrokenProcessPool: drop the executor it went to (not a
+        fresh one built since); the next `submit` or `start` builds another."""
+        executor = self._owners.pop(future, None)
         if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
+            self._discard(executor)
+
+    def _discard(self, executor: ProcessPoolExecutor) -> None:
+        with self._lock:
+            if self._executor is not executor:
+                return  # replaced already
+            self._executor, self._warmup = None, []
+        executor.shutdown(wait=False, cancel_futures=True)
 
     def close(self) -> None:
         """Stop the workers for good (waits for them)."""
@@ -259,7 +270,7 @@ class Decoder:
                 # A worker died (killed, out of memory): decode here instead; the pool
                 # is rebuilt for the next round.
                 if self._pool is not None:
-                    self._pool.discard()
+                    self._pool.broken(decoded)
                 self.in_workers -= 1
                 out.append(decode_payload(payload, self.options))
         return out
