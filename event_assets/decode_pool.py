@@ -31,7 +31,7 @@ from datetime import date, datetime
 import pyarrow as pa
 
 from event_assets.events.decode import decode_batch
-from event_assets.events.models import RawFields, RawMessage
+from event_assets.events.models import RawMessage
 from event_assets.events.timestamps import Clock, FixedClock, to_micros, wall_clock_us
 from event_assets.pubsub.client import messages_of
 from event_assets.settings import Settings
@@ -74,7 +74,7 @@ def decode_payload(payload: bytes, options: DecodeOptions) -> Decoded:
     return decode_messages(messages_of(payload), options)
 
 
-def decode_messages(messages: Iterable[RawFields], options: DecodeOptions) -> Decoded:
+def decode_messages(messages: Iterable[RawMessage], options: DecodeOptions) -> Decoded:
     """Decode messages into (events, quarantine) with the round's options."""
     decoded = decode_batch(
         messages,

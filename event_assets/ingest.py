@@ -146,6 +146,9 @@ class PulledRound:
     quarantine: pa.Table | None
     started: float  # time.perf_counter() when its pulling began
     drained: bool = False  # a Pull came back empty
+    # Pull responses the decode pool decoded (the rest were decoded in this process):
+    # a span attribute, so a pool that is not doing the work shows.
+    in_workers: int = 0
 
 
 def pull_round(
@@ -182,7 +185,14 @@ def pull_decoded(
         return PulledRound([], None, None, started, drained=True)
     events = pa.concat_tables([part[0] for part in decoded])
     quarantine = pa.concat_tables([part[1] for part in decoded])
-    return PulledRound(ack_ids, events, quarantine, started, drained=state.empty_pull)
+    return PulledRound(
+        ack_ids,
+        events,
+        quarantine,
+        started,
+        drained=state.empty_pull,
+        in_workers=decoder.in_workers,
+    )
 
 
 def land_round(
@@ -200,7 +210,12 @@ def land_round(
     with logfire_span("land_round {subscription}", subscription=subscription.path) as span:
         result = _land_round(settings, subscription, lake, pulled, now=now)
         span.set_attributes(
-            {"pulled": result.pulled, "landed": result.landed, "quarantined": result.quarantined}
+            {
+                "pulled": result.pulled,
+                "landed": result.landed,
+                "quarantined": result.quarantined,
+                "responses_decoded_in_workers": pulled.in_workers,
+            }
         )
     seconds = time.perf_counter() - pulled.started
     record_pull(result.pulled, result.landed, result.quarantined, seconds)

@@ -15,9 +15,11 @@ import pyarrow as pa
 import pytest
 from google.pubsub_v1 import types
 
+from event_assets import ingest
 from event_assets.decode_pool import DecodeOptions, DecodePool, Decoder, decode_payload
 from event_assets.events.timestamps import FixedClock, to_micros, wall_clock_us
-from event_assets.settings import load_settings
+from event_assets.pubsub.client import Subscription, publish
+from event_assets.settings import Settings, load_settings
 
 from .corpus import mixed_corpus
 
@@ -217,3 +219,24 @@ def test_options_from_settings() -> None:
     now = datetime(2026, 11, 24, 23, 59, 58, tzinfo=UTC)
     frozen = DecodeOptions.from_settings(settings, now=now)
     assert frozen.clock == FixedClock(to_micros(now))
+
+
+def test_a_round_reports_how_many_responses_the_workers_decoded(
+    settings: Settings, pool: DecodePool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`PulledRound.in_workers` (a span attribute of the round) shows whether the pool
+    does the work: every response with warm workers, none without a pool."""
+    publish(settings, mixed_corpus(settings.MAX_MESSAGE_BYTES).messages)
+    monkeypatch.setattr(ingest, "shared_pool", lambda workers: pool if workers else None)
+    with Subscription(settings) as subscription:
+        pooled = ingest.pull_decoded(
+            settings.model_copy(update={"DECODE_WORKERS": 2}), subscription
+        )
+        assert pooled.in_workers >= 1
+        assert pooled.events is not None
+        assert pooled.events.num_rows > 0
+        subscription.nack(pooled.ack_ids)  # back to the subscription, for the second round
+        here = ingest.pull_decoded(settings.model_copy(update={"DECODE_WORKERS": 0}), subscription)
+    assert here.in_workers == 0
+    assert here.events is not None
+    assert here.events.sort_by("message_id").equals(pooled.events.sort_by("message_id"))

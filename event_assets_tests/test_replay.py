@@ -142,10 +142,10 @@ def test_redrive_moves_dead_letters_back_to_the_topic_once(settings: Settings) -
     with Subscription(settings) as main:
         pulled = main.pull(10, timeout=5.0)
         main.acknowledge(pulled.ack_ids)
-    messages = messages_of(pulled.payload)
-    assert sorted(m[0] for m in messages) == sorted(d for d, _ in letters)
+    messages = list(messages_of(pulled.payload))
+    assert sorted(m.data for m in messages) == sorted(d for d, _ in letters)
     # The producer's attributes go back; the ones Pub/Sub added when dead-lettering do not.
-    assert all(dict(m[1]) == {"event_type": "x"} for m in messages)
+    assert all(dict(m.attributes) == {"event_type": "x"} for m in messages)
     assert redrive_dead_letters(settings).moved == 0
 
 

@@ -7,8 +7,8 @@ A pulled message takes one shape per stage; each name means one of them:
 - `PendingPull` (`pubsub.client`): a Pull RPC in flight.
 - `RawPull` (`pubsub.client`): one Pull's ack ids and its serialized `PullResponse`,
   undecoded (what crosses to a decode worker).
-- `RawFields` / `RawMessage` (here): one message on the hot path, the `PullResponse`
-  fields as a plain tuple / the same fields named; nothing validated.
+- `RawMessage` (`events.models`): one message on the hot path, the `PullResponse`
+  fields as a NamedTuple; nothing validated.
 - `PulledMessage` (here): one message validated (pydantic), for the paths that are not
   hot (hand-built messages; the tests' push-envelope decoder).
 - `PulledRound` (`ingest`): a round's pulls decoded into the events and quarantine

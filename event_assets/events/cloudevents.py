@@ -13,28 +13,29 @@ from typing import Any
 from event_assets.events.identity import event_id_of_canonical
 from event_assets.events.json_text import (
     MAX_JSON_DEPTH,
-    _bracket_count,
-    _canonical,
-    _canonical_object,
-    _json_type,
-    _parse_json,
-    _quote,
+    bounded_canonical,
+    bracket_count,
+    canonical_object,
+    json_type,
+    parse_json,
+    quote,
 )
 from event_assets.events.models import (
     SUPPORTED_SPECVERSION,
+    EventFields,
     ReasonCode,
-    _EventFields,
-    _RejectedError,
+    RejectedError,
+    new_row,
 )
 from event_assets.events.timestamps import parse_rfc3339_micros
 
 
-def _media_type(content_type: str) -> str:
+def media_type(content_type: str) -> str:
     return content_type.split(";", 1)[0].strip().lower()
 
 
 def _is_json_media_type(content_type: str) -> bool:
-    media = _media_type(content_type)
+    media = media_type(content_type)
     return media in ("application/json", "text/json") or media.endswith("+json")
 
 
@@ -48,16 +49,12 @@ _STRING_ATTRIBUTES = (*_REQUIRED_ATTRIBUTES, "time", "subject", "datacontenttype
 _RESERVED_BINARY_NAMES = frozenset({"", "data", "data_base64"})
 
 
-_Context = tuple[str, str, str, str | None, str, str | None, int]
+def _invalid(detail: str) -> RejectedError:
+    return RejectedError(ReasonCode.INVALID_CLOUDEVENT, detail)
 
 
-def _invalid(detail: str) -> _RejectedError:
-    return _RejectedError(ReasonCode.INVALID_CLOUDEVENT, detail)
-
-
-def _context_fields(event: Mapping[str, Any], publish_us: int) -> _Context:
-    """Validate the context attributes; return (id, source, type, subject,
-    specversion, datacontenttype, event_time in microseconds)."""
+def _context_time(event: Mapping[str, Any], publish_us: int) -> int:
+    """Validate the context attributes; return the event time in microseconds."""
     for name in _REQUIRED_ATTRIBUTES:
         value = event.get(name)
         if value is None or value == "":
@@ -67,7 +64,7 @@ def _context_fields(event: Mapping[str, Any], publish_us: int) -> _Context:
         if value is None:
             continue
         if type(value) is not str:
-            raise _invalid(f"attribute {name!r} must be a string, got {_json_type(value)}")
+            raise _invalid(f"attribute {name!r} must be a string, got {json_type(value)}")
         if value.isascii():  # the usual case; no lone surrogate possible
             continue
         try:
@@ -87,39 +84,41 @@ def _context_fields(event: Mapping[str, Any], publish_us: int) -> _Context:
             event_us = parse_rfc3339_micros(time_text)
         except ValueError as exc:
             raise _invalid(f"time {_short(time_text)}: {exc}") from None
-    return (
-        event["id"],
-        event["source"],
-        event["type"],
-        event.get("subject"),
-        specversion,
-        event.get("datacontenttype"),
-        event_us,
-    )
+    return event_us
 
 
-def _cloudevent_fields(
-    event: dict[str, Any], context: _Context, bracket_bound: int
-) -> _EventFields:
-    """Hash the structured form ``event`` and pick the columns."""
-    ce_id, source, type_, subject, specversion, content_type, event_us = context
+def _cloudevent_fields(event: dict[str, Any], event_us: int, bracket_bound: int) -> EventFields:
+    """Hash the structured form ``event`` (its context validated) and pick the columns."""
     # The structured form is one level deeper than each of its values.
     limit = MAX_JSON_DEPTH - 1
     texts = {
-        key: _quote(value) if type(value) is str else _canonical(value, bracket_bound, limit)
+        key: quote(value) if type(value) is str else bounded_canonical(value, bracket_bound, limit)
         for key, value in event.items()
     }
     data_text = texts.get("data") or texts.get("data_base64") or "null"
-    event_id = event_id_of_canonical(_canonical_object(texts))
-    return (event_id, event_us, ce_id, source, type_, subject, specversion, content_type, data_text)
+    event_id = event_id_of_canonical(canonical_object(texts))
+    return new_row(
+        EventFields,
+        (
+            event_id,
+            event_us,
+            event["id"],
+            event["source"],
+            event["type"],
+            event.get("subject"),
+            event["specversion"],
+            event.get("datacontenttype"),
+            data_text,
+        ),
+    )
 
 
-def _decode_structured(data: bytes, publish_us: int) -> _EventFields:
+def decode_structured(data: bytes, publish_us: int) -> EventFields:
     if not data:
-        raise _RejectedError(ReasonCode.EMPTY_PAYLOAD, "structured-mode CloudEvent with no data")
-    parsed = _parse_json(data)
+        raise RejectedError(ReasonCode.EMPTY_PAYLOAD, "structured-mode CloudEvent with no data")
+    parsed = parse_json(data)
     if not isinstance(parsed, dict):
-        raise _invalid(f"structured-mode payload is {_json_type(parsed)}, not a JSON object")
+        raise _invalid(f"structured-mode payload is {json_type(parsed)}, not a JSON object")
     # A null context attribute is an absent one; "data": null is JSON null data.
     event = {key: value for key, value in parsed.items() if value is not None or key == "data"}
     if "data" in event and "data_base64" in event:
@@ -127,18 +126,18 @@ def _decode_structured(data: bytes, publish_us: int) -> _EventFields:
     if "data_base64" in event:
         encoded = event["data_base64"]
         if not isinstance(encoded, str):
-            raise _invalid(f"'data_base64' must be a string, got {_json_type(encoded)}")
+            raise _invalid(f"'data_base64' must be a string, got {json_type(encoded)}")
         try:
             raw = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError) as exc:
             raise _invalid(f"'data_base64' is not valid base64: {exc}") from None
         # Normalised so it hashes like binary mode's base64 of the same bytes.
         event["data_base64"] = base64.b64encode(raw).decode("ascii")
-    context = _context_fields(event, publish_us)
-    return _cloudevent_fields(event, context, _bracket_count(data))
+    event_us = _context_time(event, publish_us)
+    return _cloudevent_fields(event, event_us, bracket_count(data))
 
 
-def _decode_binary(data: bytes, attributes: Mapping[str, str], publish_us: int) -> _EventFields:
+def decode_binary(data: bytes, attributes: Mapping[str, str], publish_us: int) -> EventFields:
     event: dict[str, Any] = {}
     for key, value in attributes.items():
         if key.startswith("ce-"):
@@ -154,7 +153,7 @@ def _decode_binary(data: bytes, attributes: Mapping[str, str], publish_us: int) 
                 f"'ce-datacontenttype' {_short(declared)} conflicts with "
                 f"'content-type' {_short(content_type)}"
             )
-    context = _context_fields(event, publish_us)  # a bad context wins over bad data
+    event_us = _context_time(event, publish_us)  # a bad context wins over bad data
     if data:
         declared_type = event.get("datacontenttype")
         if (
@@ -162,10 +161,10 @@ def _decode_binary(data: bytes, attributes: Mapping[str, str], publish_us: int) 
             or declared_type == "application/json"
             or _is_json_media_type(declared_type)
         ):
-            event["data"] = _parse_json(data)
+            event["data"] = parse_json(data)
         else:
             event["data_base64"] = base64.b64encode(data).decode("ascii")
-    return _cloudevent_fields(event, context, _bracket_count(data))
+    return _cloudevent_fields(event, event_us, bracket_count(data))
 
 
 def _field_time(value: object, publish_us: int) -> int:
@@ -178,23 +177,17 @@ def _field_time(value: object, publish_us: int) -> int:
     return publish_us
 
 
-def _decode_plain(data: bytes, publish_us: int, time_field: str | None) -> _EventFields:
+def decode_plain(data: bytes, publish_us: int, time_field: str | None) -> EventFields:
     if not data:
-        raise _RejectedError(ReasonCode.EMPTY_PAYLOAD, "the message has no data")
-    value = _parse_json(data)
+        raise RejectedError(ReasonCode.EMPTY_PAYLOAD, "the message has no data")
+    value = parse_json(data)
     if not isinstance(value, dict):
-        raise _RejectedError(
-            ReasonCode.NOT_AN_OBJECT, f"top-level JSON value is {_json_type(value)}, not an object"
+        raise RejectedError(
+            ReasonCode.NOT_AN_OBJECT, f"top-level JSON value is {json_type(value)}, not an object"
         )
-    data_text = _canonical(value, _bracket_count(data))
-    return (
-        event_id_of_canonical(data_text),
-        publish_us if time_field is None else _field_time(value.get(time_field), publish_us),
-        None,
-        None,
-        None,
-        None,
-        None,
-        None,
-        data_text,
+    data_text = bounded_canonical(value, bracket_count(data))
+    event_us = publish_us if time_field is None else _field_time(value.get(time_field), publish_us)
+    return new_row(
+        EventFields,
+        (event_id_of_canonical(data_text), event_us, None, None, None, None, None, None, data_text),
     )

@@ -14,10 +14,10 @@ from typing import Any
 import orjson
 
 from event_assets.events.identity import canonical_json
-from event_assets.events.models import ReasonCode, _RejectedError
+from event_assets.events.models import ReasonCode, RejectedError
 
 # The quoting json.dumps applies to every str (ensure_ascii=True): the C function.
-_quote = json.encoder.encode_basestring_ascii
+quote = json.encoder.encode_basestring_ascii
 
 
 MAX_JSON_DEPTH = 200
@@ -40,7 +40,7 @@ def _reject_constant(name: str) -> Any:
 _DECODER = json.JSONDecoder(parse_float=_finite_float, parse_constant=_reject_constant)
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
     if isinstance(value, dict):
         return "an object"
     if isinstance(value, list):
@@ -62,7 +62,7 @@ _DIGITS_TO_NINE = bytes(0x39 if 0x30 <= b <= 0x39 else 0x20 for b in range(256))
 _LONG_DIGIT_RUN = b"9" * 19
 
 
-def _parse_json(data: bytes) -> Any:
+def parse_json(data: bytes) -> Any:
     """Parse UTF-8 JSON text, rejecting what the ``data`` column cannot hold.
 
     The value is always what the standard library parser returns: orjson is only
@@ -73,7 +73,7 @@ def _parse_json(data: bytes) -> Any:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise _RejectedError(ReasonCode.NOT_UTF8, str(exc)) from None
+        raise RejectedError(ReasonCode.NOT_UTF8, str(exc)) from None
     if _LONG_DIGIT_RUN not in data.translate(_DIGITS_TO_NINE):
         try:
             return orjson.loads(data)
@@ -89,18 +89,20 @@ def _parse_json_stdlib(text: str) -> Any:
         with no_collection():
             return _DECODER.decode(text)
     except RecursionError:
-        raise _RejectedError(
+        raise RejectedError(
             ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels"
         ) from None
     except ValueError as exc:  # JSONDecodeError, rejected constants, int digit limit
-        raise _RejectedError(ReasonCode.INVALID_JSON, str(exc)) from None
+        raise RejectedError(ReasonCode.INVALID_JSON, str(exc)) from None
 
 
 @contextlib.contextmanager
 def no_collection() -> Iterator[None]:
-    """No garbage collection while the parser may recurse to the interpreter's limit:
-    a finalizer run at that depth fails with an 'unraisable' RecursionError (seen
-    once in the hostile-input suite). Only for text with many brackets; brief."""
+    """No garbage collection for a while: while the parser may recurse to the
+    interpreter's limit (a finalizer run at that depth fails with an 'unraisable'
+    RecursionError, seen once in the hostile-input suite), and while a batch is
+    decoded (see `decode_batch`). Process-wide, so only around brief work that makes
+    no reference cycles; nests."""
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -126,7 +128,7 @@ def _nesting_depth_exceeds(value: object, limit: int) -> bool:
     return False
 
 
-def _canonical(value: object, bracket_bound: int, limit: int = MAX_JSON_DEPTH) -> str:
+def bounded_canonical(value: object, bracket_bound: int, limit: int = MAX_JSON_DEPTH) -> str:
     """Canonical JSON of ``value``, whose nesting is at most ``bracket_bound``,
     refused if nested deeper than ``limit``.
 
@@ -134,27 +136,25 @@ def _canonical(value: object, bracket_bound: int, limit: int = MAX_JSON_DEPTH) -
     computed when the bound exceeds the limit.
     """
     if bracket_bound > limit and _nesting_depth_exceeds(value, limit):
-        raise _RejectedError(
-            ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels"
-        )
+        raise RejectedError(ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         return canonical_json(value)
     except RecursionError:
-        raise _RejectedError(
+        raise RejectedError(
             ReasonCode.JSON_TOO_DEEP, f"nested deeper than {MAX_JSON_DEPTH} levels"
         ) from None
 
 
-def _canonical_object(value_texts: Mapping[str, str]) -> str:
+def canonical_object(value_texts: Mapping[str, str]) -> str:
     """``canonical_json`` of an object whose values are already canonical text.
 
     Byte for byte what ``json.dumps(sort_keys=True)`` writes for the object (sorted
     keys quoted by the same C function, ``": "`` and ``", "``), so a CloudEvent's
     data is serialised once for both the ``data`` column and the hashed form.
     """
-    items = ", ".join([f"{_quote(key)}: {value_texts[key]}" for key in sorted(value_texts)])
+    items = ", ".join([f"{quote(key)}: {value_texts[key]}" for key in sorted(value_texts)])
     return "{" + items + "}"
 
 
-def _bracket_count(data: bytes) -> int:
+def bracket_count(data: bytes) -> int:
     return data.count(b"[") + data.count(b"{")

@@ -10,12 +10,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 
-from event_assets.events.models import ReasonCode, _RejectedError, _to_utc
+from event_assets.events.models import ReasonCode, RejectedError, _to_utc
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
 _MICROSECOND = timedelta(microseconds=1)
-_DAY_US = 86_400_000_000
+DAY_US = 86_400_000_000
 _MIN_US = (datetime.min.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 _MAX_US = (datetime.max.replace(tzinfo=UTC) - _EPOCH) // _MICROSECOND
 
@@ -34,7 +34,7 @@ def _epoch_day(value: date | None) -> int | None:
     return None if value is None else value.toordinal() - _EPOCH_ORDINAL
 
 
-def _date_of_day(day: int) -> date:
+def date_of_day(day: int) -> date:
     return date.fromordinal(day + _EPOCH_ORDINAL)
 
 
@@ -122,7 +122,7 @@ class FixedClock:
 _UNBOUNDED_US = 1 << 64  # beyond any representable event time
 
 
-class _Limits:
+class Limits:
     """What, besides the message, decides its fate; built once per batch.
 
     ``latest_us`` is the clock plus the future skew as last read. It is read when
@@ -148,7 +148,7 @@ class _Limits:
         self.earliest_us = (
             -_UNBOUNDED_US
             if earliest_date is None
-            else (earliest_date.toordinal() - _EPOCH_ORDINAL) * _DAY_US
+            else (earliest_date.toordinal() - _EPOCH_ORDINAL) * DAY_US
         )
         self.skew_us = None if future_skew_seconds is None else round(future_skew_seconds * 1e6)
         self.clock = clock
@@ -162,16 +162,16 @@ class _Limits:
         self.latest_us = self.clock() + self.skew_us
         return event_us > self.latest_us
 
-    def out_of_range(self, event_us: int) -> _RejectedError:
-        event_day = event_us // _DAY_US
+    def out_of_range(self, event_us: int) -> RejectedError:
+        event_day = event_us // DAY_US
         if event_us < self.earliest_us:
-            earliest = _date_of_day(self.earliest_us // _DAY_US).isoformat()
-            return _RejectedError(
+            earliest = date_of_day(self.earliest_us // DAY_US).isoformat()
+            return RejectedError(
                 ReasonCode.EVENT_DATE_OUT_OF_RANGE,
-                f"event_date {_date_of_day(event_day).isoformat()} is before the earliest "
+                f"event_date {date_of_day(event_day).isoformat()} is before the earliest "
                 f"accepted date {earliest}",
             )
-        return _RejectedError(
+        return RejectedError(
             ReasonCode.EVENT_DATE_OUT_OF_RANGE,
             f"event_time {_iso_micros(event_us)} is after the latest accepted time "
             f"{_iso_micros(self.latest_us)} (the clock + {(self.skew_us or 0) / 1e6:g} s "

@@ -1,20 +1,23 @@
 """The speed-ups keep the identity rule: every fast path gives the stdlib's value and ids.
 
-`_parse_json` tries orjson and falls back to the standard library; the lean pull
+`parse_json` tries orjson and falls back to the standard library; the lean pull
 builds `RawMessage` tuples instead of `PulledMessage` models; a CloudEvent's hashed
-form is assembled around its already serialised data (`_canonical_object`). Whatever the input,
+form is assembled around its already serialised data (`canonical_object`). Whatever the input,
 the parsed value (and so the canonical text and the event id) and the decoded
 rows must be exactly what the standard-library path gives.
 """
 
 from __future__ import annotations
 
+import gc
 import json
 import math
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
+import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
@@ -22,11 +25,11 @@ from event_assets.events.decode import decode_batch
 from event_assets.events.identity import canonical_json, event_id_of
 from event_assets.events.json_text import (
     MAX_JSON_DEPTH,
-    _canonical_object,
-    _parse_json,
     _parse_json_stdlib,
+    canonical_object,
+    parse_json,
 )
-from event_assets.events.models import PulledMessage, RawMessage, _RejectedError
+from event_assets.events.models import PulledMessage, RawMessage, RejectedError
 from event_assets.events.timestamps import to_micros
 
 PUBLISH = datetime(2025, 11, 24, 10, 0, tzinfo=UTC)
@@ -82,8 +85,8 @@ hostile = st.lists(json_alphabet, max_size=30).map("".join)
 def _outcome(data: bytes) -> tuple[str, Any]:
     """("ok", canonical text + type skeleton) or ("rejected", code + reason)."""
     try:
-        value = _parse_json(data)
-    except _RejectedError as exc:
+        value = parse_json(data)
+    except RejectedError as exc:
         return "rejected", (exc.code, exc.reason)
     return "ok", (canonical_json(value), _types(value))
 
@@ -95,7 +98,7 @@ def _stdlib_outcome(data: bytes) -> tuple[str, Any]:
         return _outcome(data)  # not UTF-8: decided before either parser runs
     try:
         value = _parse_json_stdlib(text)
-    except _RejectedError as exc:
+    except RejectedError as exc:
         return "rejected", (exc.code, exc.reason)
     return "ok", (canonical_json(value), _types(value))
 
@@ -123,7 +126,7 @@ def test_orjson_parse_matches_stdlib_on_json(value: Any, ensure_ascii: bool, com
     fast = _outcome(data)
     assert fast == _stdlib_outcome(data)
     if fast[0] == "ok":
-        assert event_id_of(_parse_json(data)) == event_id_of(json.loads(data))
+        assert event_id_of(parse_json(data)) == event_id_of(json.loads(data))
 
 
 @settings(max_examples=400, deadline=None)
@@ -193,7 +196,7 @@ def test_raw_messages_decode_exactly_like_pulled_messages(
 @settings(max_examples=400, deadline=None)
 @given(value=st.dictionaries(st.text(max_size=8), json_values, max_size=6))
 def test_object_assembled_from_canonical_values_is_canonical_json(value: dict[str, Any]) -> None:
-    assembled = _canonical_object({k: canonical_json(v) for k, v in value.items()})
+    assembled = canonical_object({k: canonical_json(v) for k, v in value.items()})
     assert assembled == canonical_json(value) == json.dumps(value, sort_keys=True)
 
 
@@ -241,3 +244,28 @@ def test_cloudevent_data_at_the_depth_limit_is_rejected_as_before() -> None:
         assert (batch.events.num_rows == 1) is accepted
         if not accepted:
             assert batch.quarantine["reason_code"].to_pylist() == ["json_too_deep"]
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_a_batch_pauses_the_collector_and_leaves_it_as_it_was(enabled: bool) -> None:
+    """decode_batch pauses garbage collection (process-wide) for the batch only, also
+    when the caller's iterable fails mid-batch."""
+    seen: list[bool] = []
+
+    def messages(fail: bool) -> Iterator[RawMessage]:
+        seen.append(gc.isenabled())
+        yield RawMessage(b'{"a": 1}', {}, "m", PUBLISH_US)
+        if fail:
+            raise OSError("the source broke")
+
+    was = gc.isenabled()
+    (gc.enable if enabled else gc.disable)()
+    try:
+        assert decode_batch(messages(fail=False), max_bytes=100).events.num_rows == 1
+        assert gc.isenabled() is enabled
+        with pytest.raises(OSError, match="the source broke"):
+            decode_batch(messages(fail=True), max_bytes=100)
+        assert gc.isenabled() is enabled
+    finally:
+        (gc.enable if was else gc.disable)()
+    assert seen == [False, False]

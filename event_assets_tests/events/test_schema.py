@@ -19,6 +19,7 @@ from event_assets.events import (
     QuarantineRecord,
 )
 from event_assets.events.decode import _columns
+from event_assets.events.models import EventFields, EventRow, QuarantineRow
 from event_assets.events.timestamps import _epoch_day, to_micros
 
 TS = pa.timestamp("us", tz="UTC")
@@ -130,6 +131,14 @@ def test_required_event_columns_are_the_not_null_ones() -> None:
 def test_models_have_the_schema_columns_in_order() -> None:
     assert list(DecodedEvent.model_fields) == EVENT_COLUMNS_SCHEMA.names
     assert list(QuarantineRecord.model_fields) == QUARANTINE_COLUMNS_SCHEMA.names
+
+
+def test_hot_path_rows_have_the_schema_columns_in_order() -> None:
+    """The decoder builds rows positionally (in C, unchecked by mypy): their names are
+    the columns' names, so a row and its table cannot drift."""
+    assert list(EventRow._fields) == EVENT_COLUMNS_SCHEMA.names
+    assert list(QuarantineRow._fields) == QUARANTINE_COLUMNS_SCHEMA.names
+    assert set(EventFields._fields) <= set(EVENT_COLUMNS_SCHEMA.names)
 
 
 def test_events_to_table_round_trips_values() -> None:

@@ -14,14 +14,14 @@ from pydantic import ValidationError
 from event_assets.events.cloudevents import _short
 from event_assets.events.decode import decode_message
 from event_assets.events.identity import canonical_json
-from event_assets.events.json_text import _json_type, _parse_json
+from event_assets.events.json_text import json_type, parse_json
 from event_assets.events.models import (
     ENVELOPE_ID_PREFIX,
     DecodedEvent,
     PulledMessage,
     QuarantineRecord,
     ReasonCode,
-    _RejectedError,
+    RejectedError,
 )
 from event_assets.events.timestamps import Clock, parse_rfc3339, wall_clock_us
 
@@ -38,8 +38,8 @@ def _body_bytes(body: bytes | str | Mapping[str, Any]) -> bytes:
         return repr(body).encode("utf-8", "backslashreplace")
 
 
-def _bad_envelope(detail: str) -> _RejectedError:
-    return _RejectedError(ReasonCode.BAD_ENVELOPE, detail)
+def _bad_envelope(detail: str) -> RejectedError:
+    return RejectedError(ReasonCode.BAD_ENVELOPE, detail)
 
 
 def _first(message: Mapping[str, Any], *keys: str) -> Any:
@@ -55,11 +55,11 @@ def _envelope_message(body: bytes | str | Mapping[str, Any], raw: bytes) -> Pull
         envelope: Any = body
     else:
         try:
-            envelope = _parse_json(raw)
-        except _RejectedError as rejected:
+            envelope = parse_json(raw)
+        except RejectedError as rejected:
             raise _bad_envelope(f"body is not JSON ({rejected.reason})") from None
     if not isinstance(envelope, Mapping):
-        raise _bad_envelope(f"body is {_json_type(envelope)}, not a JSON object")
+        raise _bad_envelope(f"body is {json_type(envelope)}, not a JSON object")
     message = envelope.get("message")
     if not isinstance(message, Mapping):
         raise _bad_envelope("missing 'message' object")
@@ -67,7 +67,7 @@ def _envelope_message(body: bytes | str | Mapping[str, Any], raw: bytes) -> Pull
     if encoded is None:
         encoded = ""
     if not isinstance(encoded, str):
-        raise _bad_envelope(f"message.data must be a base64 string, got {_json_type(encoded)}")
+        raise _bad_envelope(f"message.data must be a base64 string, got {json_type(encoded)}")
     try:
         data = base64.b64decode(encoded, validate=True)
     except (binascii.Error, ValueError) as exc:
@@ -120,7 +120,7 @@ def decode_push_envelope(
     raw = _body_bytes(body)
     try:
         msg = _envelope_message(body, raw)
-    except _RejectedError as rejected:
+    except RejectedError as rejected:
         return QuarantineRecord.model_construct(
             message_id=ENVELOPE_ID_PREFIX + hashlib.sha256(raw).hexdigest(),
             publish_time=None,
