@@ -125,7 +125,7 @@ def _decode_fields(
         fields = decode_binary(data, attributes, publish_us)
     else:
         fields = decode_plain(data, publish_us, limits.time_field)
-    event_us = fields[1]
+    event_us = fields.event_time
     if event_us < limits.earliest_us or (event_us > limits.latest_us and limits.too_late(event_us)):
         raise limits.out_of_range(event_us)
     return fields
